@@ -1,0 +1,73 @@
+"""Validation of events against the JSON Schemas in `schemas/`.
+
+Every event is checked where it enters the pipeline and before it leaves a service,
+so a producer bug shows up as a dead-lettered record with a reason instead of a
+consumer crash three hops later.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from deskstream.events import SCHEMA_BASE, Event
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+ENVELOPE = "cloudevent.json"
+
+
+class SchemaViolation(ValueError):
+    """An event that does not match its schema; `reason` says where and why."""
+
+    def __init__(self, event_type: str, reason: str) -> None:
+        super().__init__(f"{event_type}: {reason}")
+        self.event_type = event_type
+        self.reason = reason
+
+
+def schema_files(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
+    """Every schema in the directory, by file name."""
+    return {path.name: orjson.loads(path.read_bytes()) for path in sorted(directory.glob("*.json"))}
+
+
+class Contract:
+    """The event types a directory of schemas defines, and a validator for each."""
+
+    def __init__(self, directory: Path = SCHEMA_DIR) -> None:
+        schemas = schema_files(directory)
+        registry = Registry().with_resources(
+            (SCHEMA_BASE + name, Resource.from_contents(schema)) for name, schema in schemas.items()
+        )
+        self._validators = {
+            name.removesuffix(".json"): Draft202012Validator(schema, registry=registry)
+            for name, schema in schemas.items()
+            if name != ENVELOPE
+        }
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self._validators)
+
+    def validate(self, envelope: dict[str, Any]) -> None:
+        event_type = envelope.get("type")
+        validator = self._validators.get(event_type) if isinstance(event_type, str) else None
+        if validator is None:
+            raise SchemaViolation(str(event_type), "unknown event type")
+        error = next(iter(sorted(validator.iter_errors(envelope), key=lambda e: e.path)), None)
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path) or "(envelope)"
+            raise SchemaViolation(event_type, f"{where}: {error.message}")
+
+    def check(self, event: Event) -> Event:
+        """Validate and hand the event back, so a send reads `send(contract.check(e))`."""
+        self.validate(event.to_dict())
+        return event
+
+
+@functools.cache
+def default_contract() -> Contract:
+    return Contract()

@@ -1,0 +1,203 @@
+"""A single-node Apache Kafka in KRaft mode, run from the artifacts `kafka/pom.xml`
+fetches from Maven Central, for local runs and tests.
+
+The broker is a child process: started with its storage formatted, awaited until it
+answers metadata requests, and stopped (SIGTERM, then SIGKILL after a grace period)
+when the context exits, so no broker outlives the run that started it.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+from deskstream.settings import PROJECT_ROOT
+
+KAFKA_DIR = PROJECT_ROOT / "kafka"
+LIB_DIR = KAFKA_DIR / "lib"
+
+
+class LocalKafkaError(RuntimeError):
+    """The local broker could not be fetched, formatted or started."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fetch_artifacts() -> None:
+    """Copy the broker's jars into kafka/lib with Maven, unless they are there."""
+    if any(LIB_DIR.glob("kafka_2.13-*.jar")):
+        return
+    if shutil.which("mvn") is None:
+        raise LocalKafkaError("Maven (mvn) is not installed: run `make kafka-fetch`")
+    result = subprocess.run(
+        ["mvn", "-q", "-B", "-f", str(KAFKA_DIR / "pom.xml"), "dependency:copy-dependencies"],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise LocalKafkaError(f"mvn could not fetch Kafka: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class LocalKafka:
+    """One broker+controller on loopback. Use as a context manager, or start()/stop()."""
+
+    def __init__(self, data_dir: Path, port: int = 9092, controller_port: int = 9093, heap_mb: int = 384) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.controller_port = controller_port
+        self.heap_mb = heap_mb
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    def _write_config(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "server.properties"
+        config.write_text(
+            "\n".join([
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"log.dirs={self.data_dir / 'logs'}",
+                "num.partitions=1",
+                "auto.create.topics.enable=false",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=4",
+                "group.initial.rebalance.delay.ms=0",
+                "group.consumer.min.session.timeout.ms=1000",
+                "group.min.session.timeout.ms=1000",
+                "log.segment.bytes=16777216",
+                "",
+            ])
+        )
+        (self.data_dir / "log4j2.properties").write_text(
+            "rootLogger.level=WARN\n"
+            "rootLogger.appenderRef.stdout.ref=STDOUT\n"
+            "appender.stdout.type=Console\n"
+            "appender.stdout.name=STDOUT\n"
+            "appender.stdout.layout.type=PatternLayout\n"
+            "appender.stdout.layout.pattern=[%d] %p %m (%c)%n\n"
+        )
+        return config
+
+    def _java(self, main_class: str, *args: str, heap: bool = False) -> list[str]:
+        command = ["java"]
+        if heap:
+            command += [f"-Xms{self.heap_mb}m", f"-Xmx{self.heap_mb}m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20"]
+        command += [
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            "-cp", str(LIB_DIR / "*"), main_class, *args,
+        ]
+        return command
+
+    def format_storage(self, config: Path) -> None:
+        """Format the log directory once; a formatted one is kept, with its data."""
+        if (self.data_dir / "logs" / "meta.properties").exists():
+            return
+        encoded = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", encoded, "-c", str(config)),
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise LocalKafkaError(f"kafka-storage format failed: {result.stdout}{result.stderr}")
+
+    def start(self, timeout: float = 60.0) -> "LocalKafka":
+        fetch_artifacts()
+        if _port_open(self.port):
+            raise LocalKafkaError(f"port {self.port} is already in use; is another Kafka running?")
+        config = self._write_config()
+        self.format_storage(config)
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                self._java("kafka.Kafka", str(config), heap=True),
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self._await_ready(timeout)
+        return self
+
+    def _await_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise LocalKafkaError(f"Kafka exited with {self._process.returncode}; see {self.log_path}")
+            if _port_open(self.port) and self._answers_metadata():
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise LocalKafkaError(f"Kafka did not become ready in {timeout:.0f} s; see {self.log_path}")
+
+    def _answers_metadata(self) -> bool:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        async def probe() -> bool:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
+            try:
+                await admin.start()
+                await admin.describe_cluster()
+                return True
+            except Exception:
+                return False
+            finally:
+                await admin.close()
+
+        return asyncio.run(probe())
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would (tests of durability use this)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def stop(self, grace: float = 20.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def __enter__(self) -> "LocalKafka":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

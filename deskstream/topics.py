@@ -1,0 +1,70 @@
+"""The topics deskstream reads and writes, and their creation.
+
+Faust creates its own changelog topics but not its source topics, and a topic that a
+producer auto-creates gets one partition, which breaks co-partitioning: so every
+topic here is created, with its partition count and configs, before any service runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from deskstream.settings import KafkaSettings
+
+TOPIC_ALREADY_EXISTS = 36
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+class TopicCreationError(RuntimeError):
+    """The cluster refused to create a topic for a reason other than its existence."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    key: str
+    carries: str
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+INTAKE_RAW = "intake.raw"
+TICKETS_EVENTS = "tickets.events"
+AGENTS_EVENTS = "agents.events"
+INCIDENTS_EVENTS = "incidents.events"
+NOTIFY_REQUESTS = "notify.requests"
+NOTIFY_RECEIPTS = "notify.receipts"
+CHAT_OUTBOUND = "chat.outbound"
+DEADLETTER = "deadletter"
+
+_KEEP_WEEKS = {"retention.ms": str(4 * WEEK_MS)}
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(INTAKE_RAW, "channel thread key", "contact.received", _KEEP_WEEKS),
+    TopicSpec(TICKETS_EVENTS, "ticket id", "the public ticket lifecycle", _KEEP_WEEKS),
+    TopicSpec(AGENTS_EVENTS, "agent id", "agent presence and capacity", _KEEP_WEEKS),
+    TopicSpec(INCIDENTS_EVENTS, "incident id", "incident lifecycle", _KEEP_WEEKS),
+    TopicSpec(NOTIFY_REQUESTS, "recipient", "outbound messages to send", _KEEP_WEEKS),
+    TopicSpec(NOTIFY_RECEIPTS, "recipient", "what each send attempt did", _KEEP_WEEKS),
+    TopicSpec(CHAT_OUTBOUND, "chat session id", "messages for chat sessions, pushed by intake", _KEEP_WEEKS),
+    TopicSpec(DEADLETTER, "origin", "rejected input, its origin and the reason", {"retention.ms": str(8 * WEEK_MS)}),
+)
+
+
+async def ensure_topics(kafka: KafkaSettings, specs: tuple[TopicSpec, ...] = TOPICS) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id="deskstream-topics")
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [NewTopic(spec.name, kafka.partitions, kafka.replication_factor, topic_configs=spec.configs) for spec in specs]
+        )
+    finally:
+        await admin.close()
+    created = []
+    for name, code, message in (error[:3] for error in response.topic_errors):
+        if code == 0:
+            created.append(name)
+        elif code != TOPIC_ALREADY_EXISTS:
+            raise TopicCreationError(f"{name}: error {code} {message}")
+    return created

@@ -1,0 +1,97 @@
+"""Turning contacts into ticket events.
+
+A contact on a thread with an open ticket joins that ticket; otherwise it opens one.
+Ticket ids and event ids derive from the contact's own id, so processing the same
+contact twice (a replay after a crash, a client retry) produces the same events,
+which consumers drop by id; the thread state remembers recent contact ids so that
+a replay does not even produce them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deskstream.events import stable_id
+
+from services.intake.language import detect_language, normalise_language
+
+RECENT_CONTACTS = 200
+SUBJECT_CHARS = 80
+
+
+@dataclass(slots=True)
+class TicketEvent:
+    type: str
+    id: str
+    ticket_id: str
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Thread:
+    """What intake remembers per channel thread (a chat session, a mail thread, a phone number)."""
+
+    ticket_id: str | None = None
+    customer: dict[str, str] = field(default_factory=dict)
+    recent_contacts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ticket_id": self.ticket_id, "customer": self.customer, "recent_contacts": self.recent_contacts}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any] | None) -> "Thread":
+        if not value:
+            return cls()
+        return cls(value.get("ticket_id"), dict(value.get("customer", {})), list(value.get("recent_contacts", [])))
+
+
+def ticket_id_for(contact_id: str) -> str:
+    return "T-" + stable_id("ticket", contact_id, length=8).upper()
+
+
+def subject_from(text: str) -> str:
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first_line if len(first_line) <= SUBJECT_CHARS else first_line[: SUBJECT_CHARS - 1] + "…"
+
+
+def customer_for(contact: dict[str, Any], known: dict[str, str]) -> dict[str, str]:
+    """The customer as far as known: what this contact says, over what earlier ones said."""
+    merged = {**known, **{k: v for k, v in contact["customer"].items() if v}}
+    merged["language"] = normalise_language(merged.get("language")) or detect_language(contact["body_text"])
+    return merged
+
+
+def normalise(contact: dict[str, Any], thread: Thread) -> list[TicketEvent]:
+    """The ticket events one `contact.received` produces; updates `thread` in place."""
+    contact_id = contact["contact_id"]
+    if contact_id in thread.recent_contacts:
+        return []
+    thread.recent_contacts = (thread.recent_contacts + [contact_id])[-RECENT_CONTACTS:]
+    thread.customer = customer_for(contact, thread.customer)
+    common = {
+        "channel": contact["channel"],
+        "contact_id": contact_id,
+        "customer": thread.customer,
+        "body_text": contact["body_text"],
+        "received_at": contact["received_at"],
+        "reply_to": contact["reply_to"],
+    }
+    if thread.ticket_id is None:
+        thread.ticket_id = ticket_id_for(contact_id)
+        subject = contact.get("subject") or subject_from(contact["body_text"])
+        return [
+            TicketEvent(
+                "ticket.created",
+                f"{thread.ticket_id}.created",
+                thread.ticket_id,
+                {"ticket_id": thread.ticket_id, "thread_key": contact["thread_key"], "subject": subject, **common},
+            )
+        ]
+    return [
+        TicketEvent(
+            "ticket.message_received",
+            f"{thread.ticket_id}.message.{stable_id(contact_id, length=16)}",
+            thread.ticket_id,
+            {"ticket_id": thread.ticket_id, **common},
+        )
+    ]

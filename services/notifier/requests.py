@@ -1,0 +1,41 @@
+"""Which ticket events call for a message to the customer, and what to send.
+
+Request ids derive from the ticket and the reason, so a replayed ticket event asks
+for the same message again and the notifier's delivery record drops it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def remember_contact(created: dict[str, Any]) -> dict[str, Any]:
+    """What the notifier keeps per ticket to reach its customer later."""
+    customer = created["customer"]
+    return {
+        "channel": created["channel"],
+        "reply_to": created["reply_to"],
+        "language": customer.get("language", "en"),
+        "name": customer.get("name"),
+    }
+
+
+def recipient_key(reply_to: dict[str, str]) -> str:
+    return f"{reply_to['channel']}:{reply_to['address']}"
+
+
+def acknowledgement(classified: dict[str, Any], contact: dict[str, Any]) -> dict[str, Any]:
+    ticket_id = classified["ticket_id"]
+    return {
+        "request_id": f"{ticket_id}.ack",
+        "ticket_id": ticket_id,
+        "reason": "acknowledgement",
+        "recipient": contact["reply_to"],
+        "language": contact["language"],
+        "template": "acknowledgement",
+        "params": {
+            "ticket_id": ticket_id,
+            "name": contact.get("name"),
+            "wait_minutes": classified["estimated_wait_minutes"],
+            "priority": classified["priority"],
+        },
+    }

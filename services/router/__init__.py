@@ -1,0 +1,2 @@
+"""Router: triage (skill, priority, tier), the agent roster, and assignment.
+Second stop of every ticket."""

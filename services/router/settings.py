@@ -1,0 +1,30 @@
+"""Router's settings, read once from the environment."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from deskstream.settings import ServiceSettings, env_float, env_str
+
+from services.router.roster import DEFAULT_ROSTER
+from services.router.triage import DEFAULT_RULES
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    service: ServiceSettings
+    rules_path: Path
+    roster_path: Path
+    rules_reload_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "RouterSettings":
+        env = os.environ if env is None else env
+        return cls(
+            service=ServiceSettings.from_env("router", 8081, env),
+            rules_path=Path(env_str(env, "ROUTER_RULES_PATH", str(DEFAULT_RULES))),
+            roster_path=Path(env_str(env, "ROUTER_ROSTER_PATH", str(DEFAULT_ROSTER))),
+            rules_reload_seconds=env_float(env, "ROUTER_RULES_RELOAD_SECONDS", 5.0),
+        )

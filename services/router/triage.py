@@ -1,0 +1,147 @@
+"""Triage: which skill a ticket needs, how urgent it is, and whether first line can
+take it, from its text, with every signal that led there listed for the agent.
+
+The rules are data (`rules/default.json`) that ops edit; `RuleBook` reloads the file
+when it changes, so a fix to a rule needs no restart.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+DEFAULT_RULES = Path(__file__).resolve().parent / "rules" / "default.json"
+PRIORITIES = ("P1", "P2", "P3", "P4")
+SKILLS = ("network", "billing", "account", "hardware", "software", "general")
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used; the previous rules stay in force."""
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, so 'Conexión' and 'conexion' match alike."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def _pattern(phrases: list[str]) -> re.Pattern[str]:
+    alternatives = sorted({fold(p) for p in phrases}, key=len, reverse=True)
+    return re.compile(r"(?<!\w)(" + "|".join(re.escape(a) for a in alternatives) + r")(?!\w)")
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    version: str
+    skills: dict[str, re.Pattern[str]]
+    priorities: dict[str, re.Pattern[str]]
+    l2_skills: frozenset[str]
+    l2_priorities: frozenset[str]
+    l2_words: re.Pattern[str]
+    negative: re.Pattern[str]
+    impatient: re.Pattern[str]
+    default_skill: str
+    default_priority: str
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "Rules":
+        try:
+            skills = {skill: _pattern(words) for skill, words in raw["skills"].items()}
+            priorities = {p: _pattern(raw["priority"][p]) for p in PRIORITIES if raw["priority"].get(p)}
+            unknown = (set(skills) - set(SKILLS)) | (set(raw["priority"]) - set(PRIORITIES))
+            if unknown:
+                raise RulesError(f"unknown skills or priorities: {sorted(unknown)}")
+            return cls(
+                version=str(raw["version"]),
+                skills=skills,
+                priorities=priorities,
+                l2_skills=frozenset(raw["tier_l2"]["skills"]),
+                l2_priorities=frozenset(raw["tier_l2"]["priorities"]),
+                l2_words=_pattern(raw["tier_l2"]["words"]),
+                negative=_pattern(raw["sentiment"]["negative"]),
+                impatient=_pattern(raw["sentiment"]["impatient"]),
+                default_skill=raw.get("default_skill", "general"),
+                default_priority=raw.get("default_priority", "P3"),
+            )
+        except (KeyError, TypeError, re.error) as error:
+            raise RulesError(f"rules file is incomplete or malformed: {error!r}") from None
+
+    @classmethod
+    def load(cls, path: Path) -> "Rules":
+        try:
+            return cls.from_dict(orjson.loads(path.read_bytes()))
+        except (OSError, orjson.JSONDecodeError) as error:
+            raise RulesError(f"cannot read {path}: {error}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    skill: str
+    priority: str
+    tier: str
+    signals: dict[str, Any] = field(default_factory=dict)
+
+
+def classify(rules: Rules, subject: str | None, body: str, repeat_count: int = 0) -> Classification:
+    """Skill, priority and tier for a ticket's text, and the evidence for each."""
+    text = fold(f"{subject or ''}\n{body}")
+    skill_hits = {skill: pattern.findall(text) for skill, pattern in rules.skills.items()}
+    skill_hits = {skill: hits for skill, hits in skill_hits.items() if hits}
+    # Most distinct matches wins; ties go to the order of the rules file.
+    skill = max(skill_hits, key=lambda s: len(set(skill_hits[s])), default=rules.default_skill)
+    priority_hits = {p: pattern.findall(text) for p, pattern in rules.priorities.items()}
+    priority = next((p for p in PRIORITIES if priority_hits.get(p)), rules.default_priority)
+    negative = sorted(set(rules.negative.findall(text)))
+    impatient = sorted(set(rules.impatient.findall(text)))
+    if repeat_count >= 2 and priority in ("P3", "P4"):
+        priority = "P2" if negative else "P3"
+    l2_words = sorted(set(rules.l2_words.findall(text)))
+    needs_l2 = priority in rules.l2_priorities or (skill in rules.l2_skills and priority in ("P1", "P2")) or bool(l2_words)
+    signals = {
+        "skill_words": sorted(set(skill_hits.get(skill, []))),
+        "priority_words": sorted(set(priority_hits.get(priority, []))),
+        "specialist_words": l2_words,
+        "sentiment": "negative" if negative else "neutral",
+        "sentiment_words": negative,
+        "impatience_words": impatient,
+        "repeat_count": repeat_count,
+        "customer_hint": customer_hint(text, negative, impatient, l2_words),
+        "rules_version": rules.version,
+    }
+    return Classification(skill, priority, "L2" if needs_l2 else "L1", signals)
+
+
+def customer_hint(text: str, negative: list[str], impatient: list[str], technical: list[str]) -> str:
+    """How to talk to this person: upset, impatient, expert, novice or unknown."""
+    if negative:
+        return "upset"
+    if impatient:
+        return "impatient"
+    if technical:
+        return "expert"
+    if re.search(r"(no se|no sé|don't know|do not know|no entiendo|don't understand|first time|primera vez)", text):
+        return "novice"
+    return "unknown"
+
+
+class RuleBook:
+    """The rules in force, reloaded from their file when its modification time changes."""
+
+    def __init__(self, path: Path = DEFAULT_RULES) -> None:
+        self.path = path
+        self.rules = Rules.load(path)
+        self._mtime = path.stat().st_mtime_ns
+
+    def refresh(self) -> bool:
+        """Reload if the file changed; True if new rules are now in force.
+        A broken file raises RulesError and leaves the previous rules in force."""
+        mtime = self.path.stat().st_mtime_ns
+        if mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        self.rules = Rules.load(self.path)
+        return True
