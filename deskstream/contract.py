@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
 from deskstream.events import SCHEMA_BASE, Event
@@ -59,13 +59,25 @@ class Contract:
             raise SchemaViolation(str(event_type), "unknown event type")
         error = next(iter(sorted(validator.iter_errors(envelope), key=lambda e: e.path)), None)
         if error is not None:
-            where = "/".join(str(part) for part in error.absolute_path) or "(envelope)"
-            raise SchemaViolation(event_type, f"{where}: {error.message}")
+            raise SchemaViolation(event_type, describe(error))
 
     def check(self, event: Event) -> Event:
         """Validate and hand the event back, so a send reads `send(contract.check(e))`."""
         self.validate(event.to_dict())
         return event
+
+
+def describe(error: ValidationError) -> str:
+    """Where and which rule failed, in words taken from the schema only: jsonschema's own
+    messages quote the offending value, which may be customer text that must not reach logs."""
+    where = "/".join(str(part) for part in error.absolute_path) or "(envelope)"
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        return f"{where}: missing required {', '.join(missing)}"
+    if error.validator == "additionalProperties":
+        return f"{where}: has properties the schema does not allow"
+    rule = repr(error.validator_value)
+    return f"{where}: fails {error.validator} {rule[:120]}"
 
 
 @functools.cache

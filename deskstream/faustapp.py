@@ -13,7 +13,10 @@ import logging
 import os
 import signal
 import threading
-from typing import Any
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
 
 import faust
 from faust.types import TP
@@ -58,6 +61,16 @@ def create_app(settings: ServiceSettings, **overrides: Any) -> faust.App:
     return faust.App(f"deskstream-{settings.name}", **options)
 
 
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One consumed record and the event it carries."""
+
+    topic: str
+    key: bytes | None
+    raw: bytes
+    event: Event
+
+
 class Pipeline:
     """Decode, validate, send and count events for one service's Faust app."""
 
@@ -80,6 +93,26 @@ class Pipeline:
 
     def event(self, event_type: str, event_id: str, data: dict[str, Any], subject: str | None = None) -> Event:
         return Event(type=event_type, source=self.source, id=event_id, data=data, subject=subject)
+
+    async def events(self, stream: faust.StreamT, topic: str) -> AsyncIterator[Incoming]:
+        """The usable events of a stream; what cannot be used is dead-lettered on the way."""
+        async for key, raw in stream.items():
+            event = await self.decode(topic, key, raw)
+            if event is not None:
+                yield Incoming(topic, key, raw, event)
+
+    @asynccontextmanager
+    async def handling(self, incoming: Incoming) -> AsyncIterator[Event]:
+        """Time the handling of one event; if it fails, dead-letter it with the reason
+        and go on, so one bad record never stops an agent (nor hangs its worker)."""
+        start = time.perf_counter()
+        try:
+            yield incoming.event
+        except Exception as error:
+            log.error("event handling failed", exc_info=True, extra={"event_id": incoming.event.id, "type": incoming.event.type})
+            await self.deadletter(incoming.topic, f"processing failed: {type(error).__name__}: {error}", incoming.raw, incoming.key)
+        finally:
+            self.metrics.processing.labels(self.service, incoming.topic).observe(time.perf_counter() - start)
 
     async def decode(self, topic: str, key: bytes | None, raw: bytes) -> Event | None:
         """The event in `raw`, or None once it has been dead-lettered with the reason."""

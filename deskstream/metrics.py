@@ -5,10 +5,6 @@ several services in one process.
 """
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
-from typing import Iterator
-
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 
@@ -39,14 +35,6 @@ class ServiceMetrics:
 
     def failed(self, reason: str) -> None:
         self.errors.labels(self.service, reason).inc()
-
-    @contextmanager
-    def timed(self, topic: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.processing.labels(self.service, topic).observe(time.perf_counter() - start)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

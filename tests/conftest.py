@@ -39,3 +39,31 @@ def kafka() -> Iterator[KafkaCluster]:
     finally:
         broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def topics(kafka: KafkaCluster) -> None:
+    """deskstream's topics, created on the test cluster before any service runs."""
+    import asyncio
+
+    from deskstream.settings import KafkaSettings
+    from deskstream.topics import ensure_topics
+
+    asyncio.run(ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap})))
+
+
+@pytest.fixture(scope="session")
+def pipeline_services(kafka: KafkaCluster, topics: None, tmp_path_factory: pytest.TempPathFactory):
+    """All four services running against the test cluster, for the whole session."""
+    from tests.harness import SERVICES, ServiceProcess, service_env
+
+    data_dir = tmp_path_factory.mktemp("services")
+    env = service_env(kafka.bootstrap, data_dir, ROUTER_ROSTER_PATH=str(Path(__file__).parent / "integration" / "roster.json"))
+    running = {name: ServiceProcess(name, env, data_dir).start() for name in SERVICES}
+    try:
+        for service in running.values():
+            service.wait_ready()
+        yield running
+    finally:
+        for service in running.values():
+            service.stop()

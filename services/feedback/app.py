@@ -21,14 +21,12 @@ ticket_facts = app.Table("ticket_facts", partitions=settings.service.kafka.parti
 
 @app.agent(pipeline.topic(TICKETS_EVENTS))
 async def keep_ticket_facts(stream):
-    async for key, raw in stream.items():
-        event = await pipeline.decode(TICKETS_EVENTS, key, raw)
-        if event is None:
-            continue
-        ticket_id = event.data["ticket_id"]
-        updated = figures.record(ticket_facts.get(ticket_id), event.type, event.data, event.time)
-        if updated is not None:
-            ticket_facts[ticket_id] = updated
+    async for incoming in pipeline.events(stream, TICKETS_EVENTS):
+        async with pipeline.handling(incoming) as event:
+            ticket_id = event.data["ticket_id"]
+            updated = figures.record(ticket_facts.get(ticket_id), event.type, event.data, event.time)
+            if updated is not None:
+                ticket_facts[ticket_id] = updated
 
 
 def figure_routes(application: web.Application) -> None:

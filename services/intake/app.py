@@ -25,11 +25,8 @@ sockets = ChatSockets()
 
 @app.agent(pipeline.topic(INTAKE_RAW))
 async def turn_contacts_into_ticket_events(stream):
-    async for key, raw in stream.items():
-        contact = await pipeline.decode(INTAKE_RAW, key, raw)
-        if contact is None:
-            continue
-        with pipeline.metrics.timed(INTAKE_RAW):
+    async for incoming in pipeline.events(stream, INTAKE_RAW):
+        async with pipeline.handling(incoming) as contact:
             thread_key = contact.data["thread_key"]
             thread = Thread.from_dict(threads.get(thread_key))
             events = normalise(contact.data, thread)
@@ -42,15 +39,13 @@ async def turn_contacts_into_ticket_events(stream):
 
 @app.agent(pipeline.topic(CHAT_OUTBOUND))
 async def deliver_chat_messages(stream):
-    async for key, raw in stream.items():
-        event = await pipeline.decode(CHAT_OUTBOUND, key, raw)
-        if event is None:
-            continue
-        session_id = event.data["session_id"]
-        updated = outbox.append(chat_outboxes.get(session_id), event.data)
-        if updated is not None:
-            chat_outboxes[session_id] = updated
-            sockets.push(session_id, updated[-1])
+    async for incoming in pipeline.events(stream, CHAT_OUTBOUND):
+        async with pipeline.handling(incoming) as message:
+            session_id = message.data["session_id"]
+            updated = outbox.append(chat_outboxes.get(session_id), message.data)
+            if updated is not None:
+                chat_outboxes[session_id] = updated
+                sockets.push(session_id, updated[-1])
 
 
 app.web_server(

@@ -14,7 +14,7 @@ from deskstream.topics import CHAT_OUTBOUND, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, T
 
 from services.notifier import requests
 from services.notifier.settings import NotifierSettings
-from services.notifier.templates import UnknownTemplate, render
+from services.notifier.templates import render
 
 settings = NotifierSettings.from_env()
 app = create_app(settings.service)
@@ -25,17 +25,15 @@ deliveries = app.Table("deliveries", partitions=settings.service.kafka.partition
 
 @app.agent(pipeline.topic(TICKETS_EVENTS))
 async def request_acknowledgements(stream):
-    async for key, raw in stream.items():
-        event = await pipeline.decode(TICKETS_EVENTS, key, raw)
-        if event is None:
-            continue
-        ticket_id = event.data.get("ticket_id")
-        if event.type == "ticket.created":
-            contacts[ticket_id] = requests.remember_contact(event.data)
-        elif event.type == "ticket.classified" and contacts.get(ticket_id) is not None:
-            request = requests.acknowledgement(event.data, contacts[ticket_id])
-            recipient = requests.recipient_key(request["recipient"])
-            await pipeline.send(NOTIFY_REQUESTS, recipient, pipeline.event("notify.requested", request["request_id"], request, ticket_id))
+    async for incoming in pipeline.events(stream, TICKETS_EVENTS):
+        async with pipeline.handling(incoming) as event:
+            ticket_id = event.data["ticket_id"]
+            if event.type == "ticket.created":
+                contacts[ticket_id] = requests.remember_contact(event.data)
+            elif event.type == "ticket.classified" and contacts.get(ticket_id) is not None:
+                request = requests.acknowledgement(event.data, contacts[ticket_id])
+                recipient = requests.recipient_key(request["recipient"])
+                await pipeline.send(NOTIFY_REQUESTS, recipient, pipeline.event("notify.requested", request["request_id"], request, ticket_id))
 
 
 async def send_on_channel(request: dict[str, Any], text: str) -> tuple[str, str]:
@@ -58,17 +56,12 @@ async def send_on_channel(request: dict[str, Any], text: str) -> tuple[str, str]
 
 @app.agent(pipeline.topic(NOTIFY_REQUESTS))
 async def send_requested_messages(stream):
-    async for key, raw in stream.items():
-        event = await pipeline.decode(NOTIFY_REQUESTS, key, raw)
-        if event is None or deliveries.get(event.data["request_id"]) is not None:
+    async for incoming in pipeline.events(stream, NOTIFY_REQUESTS):
+        request = incoming.event.data
+        if deliveries.get(request["request_id"]) is not None:
             continue
-        request = event.data
-        with pipeline.metrics.timed(NOTIFY_REQUESTS):
-            try:
-                text = render(request["template"], request["language"], request["params"])
-            except UnknownTemplate:
-                await pipeline.deadletter(NOTIFY_REQUESTS, f"unknown template {request['template']!r}", raw, key)
-                continue
+        async with pipeline.handling(incoming):
+            text = render(request["template"], request["language"], request["params"])
             status, detail = await send_on_channel(request, text)
             receipt = {
                 "request_id": request["request_id"],
@@ -80,7 +73,7 @@ async def send_requested_messages(stream):
             }
             deliveries[request["request_id"]] = {"status": status}
             await pipeline.send(
-                NOTIFY_RECEIPTS, key.decode(), pipeline.event(f"notify.{status}", f"{request['request_id']}.{status}", receipt, request["ticket_id"])
+                NOTIFY_RECEIPTS, requests.recipient_key(request["recipient"]), pipeline.event(f"notify.{status}", f"{request['request_id']}.{status}", receipt, request["ticket_id"])
             )
 
 

@@ -95,11 +95,8 @@ async def free_capacity(ticket_id: str, status: str) -> None:
 
 @app.agent(pipeline.topic(TICKETS_EVENTS))
 async def route_tickets(stream):
-    async for key, raw in stream.items():
-        event = await pipeline.decode(TICKETS_EVENTS, key, raw)
-        if event is None:
-            continue
-        with pipeline.metrics.timed(TICKETS_EVENTS):
+    async for incoming in pipeline.events(stream, TICKETS_EVENTS):
+        async with pipeline.handling(incoming) as event:
             if event.type == "ticket.created" and tickets.get(event.data["ticket_id"]) is None:
                 await triage_and_assign(event.data)
             elif event.type in FREES_CAPACITY:

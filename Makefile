@@ -1,0 +1,58 @@
+# deskstream: `make run` starts everything locally; `make test` runs the whole suite.
+# Each target installs what it needs: the virtual environment (.venv/), the Kafka
+# broker's jars from Maven Central (kafka/lib/), and Debian packages where missing.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+APT_UPDATED := /tmp/.deskstream-apt-updated
+
+.PHONY: run test test-fast kafka-fetch venv java-maven system-test-deps clean help
+
+help:
+	@echo "make run     start a local Apache Kafka and the four services (Ctrl-C stops all)"
+	@echo "make test    install what the tests need and run the whole suite"
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "deskstream needs Python 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+$(APT_UPDATED):
+	apt-get update -qq
+	touch $@
+
+# Java 17 and Maven run and fetch the broker; installed from Debian's packages if missing.
+java-maven:
+	@command -v java >/dev/null && command -v mvn >/dev/null || \
+	  { $(MAKE) $(APT_UPDATED) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; }
+
+kafka/lib/.fetched: kafka/pom.xml
+	$(MAKE) java-maven
+	rm -rf kafka/lib
+	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies
+	touch $@
+
+kafka-fetch: kafka/lib/.fetched
+
+# Tests also need a real browser (Debian's chromium, driven by Playwright).
+system-test-deps:
+	@test -x /usr/bin/chromium || \
+	  { $(MAKE) $(APT_UPDATED) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+run: venv kafka-fetch
+	$(BIN)/deskstream up
+
+test: venv kafka-fetch system-test-deps
+	$(BIN)/pytest
+
+# The tests that need no broker, browser or service: seconds.
+test-fast: venv
+	$(BIN)/pytest tests/unit tests/contract
+
+clean:
+	rm -rf .data .pytest_cache

@@ -1,0 +1,140 @@
+"""Running deskstream's real services as subprocesses, and reading topics, for tests.
+
+Workers run as separate processes stopped with real signals (STACK-NOTES: an
+in-process Worker.stop() returns before the consumer has left its group).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from deskstream.events import Event
+from deskstream.localkafka import free_port
+from deskstream.settings import PROJECT_ROOT
+
+SERVICES = ("intake", "router", "notifier", "feedback")
+
+
+class ServiceProcess:
+    """One service's worker, started with `deskstream run NAME` on its own port."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.env = env
+        self.port = int(env[f"{name.upper()}_HTTP_PORT"])
+        self.log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ServiceProcess":
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- start {self.starts} ---\n".encode())
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "deskstream.cli", "run", self.name],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT,
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def signal(self, signum: int) -> float:
+        """Send a signal and wait for the process to end; return how long it took."""
+        assert self.process is not None
+        start = time.monotonic()
+        self.process.send_signal(signum)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+        return time.monotonic() - start
+
+    def stop(self) -> float | None:
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return self.signal(signal.SIGTERM)
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def service_env(bootstrap: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a set of services on free ports, against the given cluster."""
+    env = {key: value for key, value in os.environ.items() if not key.endswith("_HTTP_PORT")}
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        DESKSTREAM_DATA_DIR=str(data_dir),
+        CHAT_SESSION_SECRET="test-secret-" + "x" * 40,
+        LOG_LEVEL="info",
+        PYTHONUNBUFFERED="1",
+    )
+    for name in SERVICES:
+        env[f"{name.upper()}_HTTP_PORT"] = str(free_port())
+    env.update(extra)
+    return env
+
+
+async def read_topic(bootstrap: str, topic: str, settle_ms: int = 1500) -> list[Event]:
+    """Every committed event on a topic, from the beginning, in partition order."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, isolation_level="read_committed",
+    )
+    await consumer.start()
+    events: list[Event] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=settle_ms):
+            for records in batch.values():
+                events += [Event.decode(record.value) for record in records]
+    finally:
+        await consumer.stop()
+    return events
+
+
+async def wait_for_events(bootstrap: str, topic: str, predicate, count: int, timeout: float = 30.0) -> list[Event]:
+    """Poll a topic until `count` events satisfy `predicate` (or fail after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    matching: list[Event] = []
+    while time.monotonic() < deadline:
+        matching = [event for event in await read_topic(bootstrap, topic, settle_ms=500) if predicate(event)]
+        if len(matching) >= count:
+            return matching
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"{len(matching)} of {count} events on {topic} after {timeout:.0f} s")
+
+
+def by_ticket(events: Iterable[Event], event_type: str) -> dict[str, list[Event]]:
+    grouped: dict[str, list[Event]] = {}
+    for event in events:
+        if event.type == event_type:
+            grouped.setdefault(event.data["ticket_id"], []).append(event)
+    return grouped

@@ -1,0 +1,57 @@
+"""Who gets a ticket, and the wait the customer is promised."""
+from services.router import assignment
+from services.router.roster import Agent, load_roster
+
+
+def agent(id, skills=("general",), tier="L1", languages=("en", "es"), cap=2):
+    return Agent(id, id.title(), frozenset(skills), tier, frozenset(languages), cap)
+
+
+def open_ticket(id, agent_id=None, status="assigned", priority="P3", received_at="2026-11-22T10:00:00Z"):
+    return {"ticket_id": id, "agent_id": agent_id, "status": status, "priority": priority, "received_at": received_at,
+            "skill": "general", "tier": "L1", "language": "en"}
+
+
+def test_the_least_loaded_eligible_agent_gets_the_ticket():
+    roster = (agent("a"), agent("b"))
+    decision = assignment.decide(roster, [open_ticket("T1", "a")], "general", "P3", "L1", "en")
+    assert decision.agent.id == "b"
+    assert decision.queue_position == 0
+
+
+def test_language_skill_and_tier_must_match():
+    roster = (agent("en-only", languages=("en",)), agent("net", skills=("network",)), agent("spec", skills=("network",), tier="L2"))
+    assert assignment.choose_agent(roster, {}, "general", "L1", "es") is None
+    assert assignment.choose_agent(roster, {}, "network", "L2", "en").id == "spec"
+    # L2 agents also take first-line work of their skills.
+    assert assignment.choose_agent((agent("spec", skills=("network",), tier="L2"),), {}, "network", "L1", "en").id == "spec"
+
+
+def test_without_an_agent_for_the_skill_general_agents_take_it():
+    assert assignment.choose_agent((agent("g"),), {}, "billing", "L1", "en").id == "g"
+
+
+def test_when_everyone_is_full_the_ticket_waits_in_priority_order():
+    roster = (agent("a", cap=1),)
+    tickets = [open_ticket("T1", "a"), open_ticket("T2", status="queued", priority="P1"), open_ticket("T3", status="queued", priority="P4")]
+    decision = assignment.decide(roster, tickets, "general", "P2", "L1", "en")
+    assert decision.agent is None
+    assert decision.queue_position == 2  # behind the P1, ahead of the P4
+    assert [t["ticket_id"] for t in assignment.next_in_queue(tickets)] == ["T2", "T3"]
+
+
+def test_waits_grow_with_the_queue_and_stop_at_the_target():
+    assert assignment.estimate_wait("P3", 0, 0, 1) < assignment.estimate_wait("P3", 3, 0, 1)
+    assert assignment.estimate_wait("P1", 1000, 1000, 1) == assignment.FIRST_RESPONSE_TARGET["P1"]
+
+
+def test_the_same_state_gives_the_same_choice():
+    roster = (agent("b"), agent("a"))
+    assert assignment.choose_agent(roster, {}, "general", "L1", "en").id == "a"
+
+
+def test_the_seeded_roster_covers_every_skill_in_both_languages():
+    roster = load_roster()
+    for skill in ("network", "billing", "account", "hardware", "software", "general"):
+        for language in ("es", "en"):
+            assert assignment.choose_agent(roster, {}, skill, "L1", language) is not None, (skill, language)

@@ -1,0 +1,82 @@
+"""Triage rules: skill, priority and tier from the text, with the evidence."""
+import shutil
+
+import orjson
+import pytest
+
+from services.router.triage import DEFAULT_RULES, RuleBook, Rules, RulesError, classify, fold
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return Rules.load(DEFAULT_RULES)
+
+
+@pytest.mark.parametrize(
+    "text, skill, priority, tier",
+    [
+        ("Mi conexión a internet se cae a veces, está muy lenta", "network", "P3", "L1"),
+        ("Me cobraron dos veces la factura de noviembre, cobro duplicado", "billing", "P2", "L1"),
+        ("I was charged twice on my invoice", "billing", "P2", "L1"),
+        ("Nobody can sign in, the whole office is locked out of their account", "account", "P1", "L2"),
+        ("Hemos sido hackeados, brecha de seguridad en la cuenta", "account", "P1", "L2"),
+        ("How do I change my password?", "account", "P4", "L1"),
+        ("The app crashes with an exception when I sync", "software", "P3", "L1"),
+        ("La pantalla del portátil no enciende", "hardware", "P3", "L1"),
+        ("Quisiera información sobre sus horarios", "general", "P4", "L1"),
+        ("Our VPN drops every hour", "network", "P3", "L2"),
+    ],
+)
+def test_default_rules(rules, text, skill, priority, tier):
+    verdict = classify(rules, None, text)
+    assert (verdict.skill, verdict.priority, verdict.tier) == (skill, priority, tier), verdict.signals
+
+
+def test_signals_explain_the_verdict(rules):
+    verdict = classify(rules, "Factura", "Me cobraron dos veces, es inaceptable")
+    assert "factura" in verdict.signals["skill_words"]
+    assert verdict.signals["sentiment"] == "negative"
+    assert verdict.signals["customer_hint"] == "upset"
+    assert verdict.signals["rules_version"] == rules.version
+
+
+def test_accents_do_not_matter(rules):
+    assert fold("Conexión CAÍDA") == "conexion caida"
+    assert classify(rules, None, "sin conexion").skill == classify(rules, None, "sin conexión").skill == "network"
+
+
+def test_words_match_whole_words_only(rules):
+    # 'plan' is a billing word; 'planet' must not match it.
+    assert classify(rules, None, "Hello from planet earth").skill == "general"
+
+
+def test_repeat_contacts_raise_the_priority(rules):
+    assert classify(rules, None, "Still waiting about my question", repeat_count=2).priority in ("P2", "P3")
+
+
+def test_a_changed_rules_file_is_reloaded_and_a_broken_one_is_refused(tmp_path, rules):
+    path = tmp_path / "rules.json"
+    shutil.copy(DEFAULT_RULES, path)
+    book = RuleBook(path)
+    assert not book.refresh()
+    raw = orjson.loads(path.read_bytes())
+    raw["version"] = "edited"
+    raw["skills"]["billing"].append("zorblax")
+    path.write_bytes(orjson.dumps(raw))
+    import os
+
+    os.utime(path, ns=(1, 10**18))
+    assert book.refresh()
+    assert classify(book.rules, None, "zorblax please").skill == "billing"
+    path.write_text("{ not json")
+    os.utime(path, ns=(1, 2 * 10**18))
+    with pytest.raises(RulesError):
+        book.refresh()
+    assert book.rules.version == "edited"
+
+
+def test_unknown_skills_are_refused():
+    raw = orjson.loads(DEFAULT_RULES.read_bytes())
+    raw["skills"]["astrology"] = ["stars"]
+    with pytest.raises(RulesError, match="astrology"):
+        Rules.from_dict(raw)
