@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from deskstream.localkafka import LocalKafka
+from deskstream.localkafka import LocalKafka, die_with_parent
 from deskstream.settings import PROJECT_ROOT, KafkaSettings, env_int
 from deskstream.topics import ensure_topics
 
@@ -97,7 +97,9 @@ def up() -> None:
         asyncio.run(ensure_topics(KafkaSettings.from_env(env)))
         env.setdefault("CHAT_SESSION_SECRET", chat_secret(data_dir()))
         for name in SERVICES:
-            processes[name] = subprocess.Popen([sys.executable, "-m", "deskstream.cli", "run", name], env=env)
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "deskstream.cli", "run", name], env=env, preexec_fn=die_with_parent
+            )
         host = env.get("HTTP_HOST", "127.0.0.1")
         port = {name: env_int(env, f"{name.upper()}_HTTP_PORT", default) for name, default in DEFAULT_PORTS.items()}
         print(

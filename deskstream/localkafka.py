@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import os
 import shutil
 import signal
@@ -47,6 +48,17 @@ def fetch_artifacts() -> None:
     )
     if result.returncode != 0:
         raise LocalKafkaError(f"mvn could not fetch Kafka: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+def die_with_parent() -> None:
+    """Run in a child before exec: the kernel sends it SIGTERM if its parent dies, so a
+    killed `deskstream up` or test run leaves no broker or worker behind (Linux only)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _port_open(port: int) -> bool:
@@ -142,7 +154,7 @@ class LocalKafka:
             self._process = subprocess.Popen(
                 self._java("kafka.Kafka", str(config), heap=True),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=die_with_parent,
             )
         self._await_ready(timeout)
         return self

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, TypeVar
+
+N = TypeVar("N", int, float)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,24 +24,22 @@ def env_str(env: Mapping[str, str], name: str, default: str) -> str:
     return value or default
 
 
-def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _env_number(env: Mapping[str, str], name: str, default: N, cast: Callable[[str], N], kind: str) -> N:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
+
+
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    return _env_number(env, name, default, int, "an integer")
 
 
 def env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    return _env_number(env, name, default, float, "a number")
 
 
 def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from deskstream.events import Event
-from deskstream.localkafka import free_port
+from deskstream.localkafka import die_with_parent, free_port
 from deskstream.settings import PROJECT_ROOT
 
 SERVICES = ("intake", "router", "notifier", "feedback")
@@ -46,6 +46,7 @@ class ServiceProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "deskstream.cli", "run", self.name],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT,
+                preexec_fn=die_with_parent,
             )
         return self
 

@@ -1,0 +1,39 @@
+"""Settings come from the environment, once, with clear errors."""
+import pytest
+
+from deskstream.settings import KafkaSettings, ServiceSettings, SettingsError, env_float, env_int, env_list
+from services.intake.settings import IntakeSettings
+
+
+def test_defaults_point_at_the_local_kafka():
+    kafka = KafkaSettings.from_env({})
+    assert kafka.bootstrap == "127.0.0.1:9092"
+    assert kafka.faust_broker == "kafka://127.0.0.1:9092"
+    assert kafka.partitions == 4
+
+
+def test_a_cluster_is_a_comma_separated_list():
+    kafka = KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "a:9092, b:9092"})
+    assert kafka.bootstrap == "a:9092,b:9092"
+    assert kafka.faust_broker == "kafka://a:9092;b:9092"
+
+
+def test_numbers_are_checked():
+    assert env_int({"X": " 7 "}, "X", 1) == 7
+    assert env_float({}, "X", 1.5) == 1.5
+    with pytest.raises(SettingsError, match="X must be an integer"):
+        env_int({"X": "seven"}, "X", 1)
+    with pytest.raises(SettingsError, match="X must be a number"):
+        env_float({"X": "fast"}, "X", 1.0)
+    assert env_list({"X": "a,,b "}, "X") == ("a", "b")
+
+
+def test_each_service_has_its_own_port_and_folder():
+    settings = ServiceSettings.from_env("router", 8081, {"ROUTER_HTTP_PORT": "9001", "DESKSTREAM_DATA_DIR": "/tmp/d"})
+    assert (settings.http_port, str(settings.data_dir)) == (9001, "/tmp/d/router")
+
+
+def test_intake_refuses_to_start_without_a_real_session_secret():
+    with pytest.raises(SettingsError, match="CHAT_SESSION_SECRET"):
+        IntakeSettings.from_env({"CHAT_SESSION_SECRET": "short"})
+    assert IntakeSettings.from_env({"CHAT_SESSION_SECRET": "s" * 32}).chat_session_secret == b"s" * 32
