@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from deskstream.settings import PROJECT_ROOT
 
 KAFKA_DIR = PROJECT_ROOT / "kafka"
@@ -52,7 +54,9 @@ def fetch_artifacts() -> None:
 
 def die_with_parent() -> None:
     """Run in a child before exec: the kernel sends it SIGTERM if its parent dies, so a
-    killed `deskstream up` or test run leaves no broker or worker behind (Linux only)."""
+    killed `deskstream up` or test run leaves no broker or worker behind (Linux only).
+    The kernel watches the parent *thread*: start children from the main thread, never
+    from `asyncio.to_thread` or an executor, whose threads end."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
@@ -164,21 +168,21 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise LocalKafkaError(f"Kafka exited with {self._process.returncode}; see {self.log_path}")
-            if _port_open(self.port) and self._answers_metadata():
+            if _port_open(self.port) and self._accepts_topics():
                 return
             time.sleep(0.25)
         self.stop()
         raise LocalKafkaError(f"Kafka did not become ready in {timeout:.0f} s; see {self.log_path}")
 
-    def _answers_metadata(self) -> bool:
-        from aiokafka.admin import AIOKafkaAdminClient
-
+    def _accepts_topics(self) -> bool:
+        """Ready means able to place a topic: a restarted broker answers metadata some
+        seconds before its controller unfences it (error 38 until then)."""
         async def probe() -> bool:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
             try:
                 await admin.start()
-                await admin.describe_cluster()
-                return True
+                response = await admin.create_topics([NewTopic("deskstream-readiness-probe", 1, 1)], validate_only=True)
+                return all(error[1] == 0 for error in response.topic_errors)
             except Exception:
                 return False
             finally:

@@ -26,17 +26,18 @@ def unique(prefix: str) -> str:
 
 async def create_topic(bootstrap: str, prefix: str, partitions: int, timeout: float = 15.0) -> str:
     """A new topic with a unique name, created and answering metadata with every
-    partition led, before any client uses it (the broker never auto-creates topics).
-    create_topics reports errors in its response rather than raising: read them."""
+    partition led, before any client uses it (the broker never auto-creates topics)."""
     name = unique(prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="contract-admin")
-    await admin.start()
-    try:
-        response = await admin.create_topics([NewTopic(name, partitions, 1)], timeout_ms=int(timeout * 1000))
-        errors = [error for error in response.topic_errors if error[1] != 0]
-        assert not errors, f"could not create {name}: {errors}"
-    finally:
-        await admin.close()
+    deadline = time.monotonic() + timeout
+    while True:
+        # Retried: a broker that has just (re)started answers metadata while it is
+        # still fenced, and then refuses topics with error 38 "all brokers are fenced".
+        errors = await _create(bootstrap, name, partitions)
+        if not errors:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"could not create {name} in {timeout:.0f} s: {errors}")
+        await asyncio.sleep(0.25)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
@@ -49,6 +50,20 @@ async def create_topic(bootstrap: str, prefix: str, partitions: int, timeout: fl
     finally:
         await producer.stop()
     return name
+
+
+async def _create(bootstrap: str, name: str, partitions: int) -> list:
+    """create_topics reports errors in its response rather than raising: return them
+    (36, already exists, is fine: an earlier attempt of ours created it)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="contract-admin", request_timeout_ms=5000)
+    try:
+        await admin.start()
+        response = await admin.create_topics([NewTopic(name, partitions, 1)], timeout_ms=4000)
+        return [error for error in response.topic_errors if error[1] not in (0, 36)]
+    except KafkaError as error:
+        return [repr(error)]
+    finally:
+        await admin.close()
 
 
 async def until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> float:
