@@ -26,7 +26,7 @@ from deskstream.events import Event, EventDecodeError, stable_id, utcnow
 from deskstream.logs import logging_config
 from deskstream.metrics import ServiceMetrics
 from deskstream.settings import ServiceSettings
-from deskstream.topics import DEADLETTER
+from deskstream.topics import DEADLETTER, TABLES, app_id
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def create_app(settings: ServiceSettings, **overrides: Any) -> faust.App:
         logging_config=logging_config(settings.log_level, settings.name),
     )
     options.update(overrides)
-    return faust.App(f"deskstream-{settings.name}", **options)
+    return faust.App(app_id(settings.name), **options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,12 @@ class Pipeline:
                 partitions=self.app.conf.topic_partitions,
             )
         return self._topics[name]
+
+    def table(self, name: str) -> faust.Table:
+        """A table of this service; its changelog is one `deskstream topics` creates."""
+        if name not in TABLES.get(self.service, ()):
+            raise ValueError(f"table {name!r} of {self.service} is not in deskstream.topics.TABLES")
+        return self.app.Table(name, partitions=self.app.conf.topic_partitions)
 
     def event(self, event_type: str, event_id: str, data: dict[str, Any], subject: str | None = None) -> Event:
         return Event(type=event_type, source=self.source, id=event_id, data=data, subject=subject)

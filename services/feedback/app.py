@@ -16,7 +16,7 @@ from services.feedback.settings import FeedbackSettings
 settings = FeedbackSettings.from_env()
 app = create_app(settings.service)
 pipeline = Pipeline(app, "feedback")
-ticket_facts = app.Table("ticket_facts", partitions=settings.service.kafka.partitions)
+ticket_facts = pipeline.table("ticket_facts")
 
 
 @app.agent(pipeline.topic(TICKETS_EVENTS))

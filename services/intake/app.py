@@ -18,8 +18,8 @@ from services.intake.web import ChatSockets, chat_routes
 settings = IntakeSettings.from_env()
 app = create_app(settings.service)
 pipeline = Pipeline(app, "intake")
-threads = app.Table("threads", partitions=settings.service.kafka.partitions)
-chat_outboxes = app.Table("chat_outboxes", partitions=settings.service.kafka.partitions)
+threads = pipeline.table("threads")
+chat_outboxes = pipeline.table("chat_outboxes")
 sockets = ChatSockets()
 
 

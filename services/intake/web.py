@@ -131,7 +131,7 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, outboxes: Any, soc
         queue = sockets.open(session_id)
         try:
             for message in outbox.unseen(outboxes.get(session_id), after):
-                await socket.send_bytes(orjson.dumps({"type": "message", **message}))
+                await socket.send_str(orjson.dumps({"type": "message", **message}).decode())
                 after = message["seq"]
             pusher = asyncio.ensure_future(_push(socket, queue, after))
             async for frame in socket:
@@ -156,5 +156,5 @@ async def _push(socket: web.WebSocketResponse, queue: asyncio.Queue[dict[str, An
     while not socket.closed:
         message = await queue.get()
         if message["seq"] > after:
-            await socket.send_bytes(orjson.dumps({"type": "message", **message}))
+            await socket.send_str(orjson.dumps({"type": "message", **message}).decode())
             after = message["seq"]

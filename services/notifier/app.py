@@ -19,8 +19,8 @@ from services.notifier.templates import render
 settings = NotifierSettings.from_env()
 app = create_app(settings.service)
 pipeline = Pipeline(app, "notifier")
-contacts = app.Table("contacts", partitions=settings.service.kafka.partitions)
-deliveries = app.Table("deliveries", partitions=settings.service.kafka.partitions)
+contacts = pipeline.table("contacts")
+deliveries = pipeline.table("deliveries")
 
 
 @app.agent(pipeline.topic(TICKETS_EVENTS))

@@ -26,7 +26,7 @@ app = create_app(settings.service)
 pipeline = Pipeline(app, "router")
 rulebook = RuleBook(settings.rules_path)
 roster = load_roster(settings.roster_path)
-tickets = app.Table("tickets", partitions=settings.service.kafka.partitions)
+tickets = pipeline.table("tickets")
 
 FREES_CAPACITY = {"ticket.resolved", "ticket.closed"}
 

@@ -30,12 +30,18 @@ async def open_tickets(base_url: str, count: int, spread_seconds: float) -> list
     return customers
 
 
-async def ticket_ids_of(base_url: str, customers: list[ChatCustomer], timeout: float = 60) -> list[str]:
-    async with aiohttp.ClientSession() as http:
-        for customer in customers:
-            customer.http = http
-        acks = await asyncio.gather(*(c.messages(1, timeout=timeout) for c in customers))
-    return [messages[0]["ticket_id"] for messages in acks]
+async def tickets_of(bootstrap: str, customers: list[ChatCustomer], timeout: float = 60) -> dict[str, str]:
+    """Each customer's ticket id, found by its chat thread on `tickets.events`."""
+    threads = {f"chat:{c.session_id}" for c in customers}
+    deadline = time.monotonic() + timeout
+    while True:
+        created = {e.data["thread_key"]: e.data["ticket_id"] for e in await read_topic(bootstrap, TICKETS_EVENTS)
+                   if e.type == "ticket.created" and e.data["thread_key"] in threads}
+        if len(created) == len(threads) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
+    assert set(created) == threads, f"contacts that never became tickets: {sorted(threads - set(created))}"
+    return created
 
 
 async def assert_each_ticket_routed_once(bootstrap: str, tickets: list[str], timeout: float = 60) -> None:
@@ -46,14 +52,23 @@ async def assert_each_ticket_routed_once(bootstrap: str, tickets: list[str], tim
         if set(assigned) == set(tickets) or time.monotonic() > deadline:
             break
         await asyncio.sleep(1)
-    missing = sorted(set(tickets) - set(assigned))
-    assert not missing, f"never assigned: {missing}"
     for kind in ("ticket.created", "ticket.classified"):
         ids = {t: {e.id for e in found} for t, found in by_ticket(events, kind).items()}
         assert set(ids) == set(tickets), f"{kind} missing for {sorted(set(tickets) - set(ids))}"
         assert all(len(v) == 1 for v in ids.values()), f"{kind} with two different ids: {ids}"
+    missing = sorted(set(tickets) - set(assigned))
+    assert not missing, f"never assigned: {missing}"
     twice = {t: sorted({(e.id, e.data["agent_id"]) for e in found}) for t, found in assigned.items()}
     assert all(len(v) == 1 for v in twice.values()), f"assigned twice: { {t: v for t, v in twice.items() if len(v) > 1} }"
+
+
+async def assert_each_customer_acknowledged(customers: list[ChatCustomer], tickets: dict[str, str]) -> None:
+    async with aiohttp.ClientSession() as http:
+        for customer in customers:
+            customer.http = http
+        received = await asyncio.gather(*(c.messages(1, timeout=30) for c in customers))
+    for customer, messages in zip(customers, received):
+        assert messages[0]["ticket_id"] == tickets[f"chat:{customer.session_id}"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
@@ -67,9 +82,10 @@ async def test_the_router_restarted_mid_traffic_loses_no_ticket_and_assigns_none
     router.start()
     customers = await traffic
     await asyncio.to_thread(router.wait_ready)
-    tickets = await ticket_ids_of(intake.url, customers)
-    assert len(set(tickets)) == len(customers)
-    await assert_each_ticket_routed_once(kafka.bootstrap, tickets)
+    tickets = await tickets_of(kafka.bootstrap, customers)
+    assert len(set(tickets.values())) == len(customers)
+    await assert_each_ticket_routed_once(kafka.bootstrap, list(tickets.values()))
+    await assert_each_customer_acknowledged(customers, tickets)
 
 
 async def test_every_service_stops_within_10_seconds_on_sigterm_and_comes_back(pipeline_services):

@@ -1,0 +1,317 @@
+"""The customer chat page in a real (headless Debian) Chromium, against all four
+services on the local Kafka: what a customer sees, not what the API returns."""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, expect, sync_playwright
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+TICKET = re.compile(r"T-[A-Z2-7]{8}")
+ACK = "#messages .message.support[data-kind='acknowledgement']"
+MAX_TEXT_BYTES = 16 * 1024
+SCREENSHOT = "/tmp/chat-e2e.png"
+
+# Watches the page from inside: when Enter is pressed in the message box and when the
+# acknowledgement appears in the list (performance.now(), so the page's own clock),
+# plus any Content-Security-Policy violation (inline code or style would be one).
+PAGE_PROBE = """
+window.__probe = {sent: null, ack: null, csp: []};
+document.addEventListener('securitypolicyviolation', (e) => window.__probe.csp.push(e.violatedDirective + ' ' + e.blockedURI));
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && e.target && e.target.id === 'text' && window.__probe.sent === null) {
+    window.__probe.sent = performance.now();
+  }
+}, true);
+document.addEventListener('DOMContentLoaded', () => {
+  const list = document.getElementById('messages');
+  const seen = () => list.querySelector(".message.support[data-kind='acknowledgement']");
+  new MutationObserver(() => {
+    if (window.__probe.ack === null && seen()) window.__probe.ack = performance.now();
+  }).observe(list, {childList: true, subtree: true});
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def intake_url(pipeline_services) -> str:
+    return pipeline_services["intake"].url
+
+
+class Customer:
+    """One browser context (one customer's tab), with the page's errors collected."""
+
+    def __init__(self, browser: Browser, base_url: str, locale: str) -> None:
+        self.context: BrowserContext = browser.new_context(locale=locale, viewport={"width": 900, "height": 720})
+        self.context.add_init_script(PAGE_PROBE)
+        self.page: Page = self.context.new_page()
+        self.page.set_default_timeout(20_000)
+        self.base_url = base_url
+        self.errors: list[str] = []
+        self.posts: list[Request] = []
+        self.sockets: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("dialog", lambda dialog: (self.errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+        self.page.on("request", self._request)
+        self.page.on("websocket", lambda socket: self.sockets.append(socket.url))
+
+    def _request(self, request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/api/chat/messages"):
+            self.posts.append(request)
+
+    def open(self) -> Page:
+        self.page.goto(self.base_url + "/")
+        expect(self.page.locator("#text")).to_be_editable()
+        return self.page
+
+    def say(self, text: str) -> None:
+        self.page.locator("#text").fill(text)
+        self.page.locator("#text").press("Enter")
+
+    def check_clean(self) -> None:
+        csp = self.page.evaluate("window.__probe ? window.__probe.csp : []")
+        assert not csp, f"Content-Security-Policy violations: {csp}"
+        assert not self.errors, f"page errors: {self.errors}"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def customer_factory(browser: Browser, intake_url: str):
+    made: list[Customer] = []
+
+    def make(locale: str = "es-ES") -> Customer:
+        customer = Customer(browser, intake_url, locale)
+        made.append(customer)
+        return customer
+
+    yield make
+    for customer in made:
+        customer.close()
+
+
+@pytest.fixture
+def intake_service(pipeline_services):
+    return pipeline_services["intake"]
+
+
+def expect_ack(page: Page, intake, timeout: float = 30_000) -> None:
+    """Wait for exactly one acknowledgement on the page; if none comes, say what intake logged."""
+    try:
+        expect(page.locator(ACK)).to_have_count(1, timeout=timeout)
+    except AssertionError as error:
+        lines = intake.log_path.read_text(errors="replace").splitlines() if intake.log_path.exists() else []
+        trouble = [line[:600] for line in lines if any(word in line for word in ("dead-letter", "Mismatch", '"level":"error"'))]
+        raise AssertionError("no acknowledgement on the page; intake logged:\n" + "\n".join(trouble[-10:])) from error
+
+
+def ack_delay_ms(page: Page) -> float:
+    probe = page.evaluate("window.__probe")
+    assert probe["sent"] is not None and probe["ack"] is not None, probe
+    return probe["ack"] - probe["sent"]
+
+
+def test_a_customer_sees_the_acknowledgement_with_ticket_and_wait_in_spanish(customer_factory, intake_service):
+    marta = customer_factory("es-ES")
+    page = marta.open()
+    # The language follows the browser's (es-ES), and so does the page's own text.
+    expect(page.locator("#language")).to_have_value("es")
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    expect(page.locator("#send")).to_have_text("Enviar")
+    expect(page.get_by_label("Nombre")).to_be_visible()
+    page.get_by_label("Nombre").fill("Marta")
+    page.get_by_label("Correo electrónico (opcional)").fill("marta@example.com")
+
+    marta.say("Hola, mi internet no funciona desde ayer y necesito ayuda")
+
+    mine = page.locator("#messages .message.mine")
+    expect(mine).to_have_count(1)
+    expect(mine.locator(".body")).to_have_text("Hola, mi internet no funciona desde ayer y necesito ayuda")
+    ack = page.locator(ACK)
+    expect_ack(page, intake_service)
+    text = ack.locator(".body").text_content() or ""
+    assert TICKET.search(text), text
+    assert "Hola Marta" in text and "número de ticket" in text, text
+    assert re.search(r"Un agente te responderá en aproximadamente \d+ minutos?\.", text), f"no estimated wait in {text!r}"
+    ticket_id = TICKET.search(text).group(0)
+    expect(ack.locator(".ticket")).to_have_text(f"Ticket {ticket_id}")
+    expect(ack.locator(".author")).to_have_text("Soporte")
+    expect(mine.locator(".meta")).to_contain_text("Enviado")
+    expect(page.locator("#connection")).to_have_text("Conectado")
+
+    delay = ack_delay_ms(page)
+    print(f"\nacknowledgement shown {delay:.0f} ms after Enter (measured in the page)")
+    assert delay < 10_000, f"acknowledgement took {delay:.0f} ms to appear after Enter (target 2000 ms)"
+
+    page.screenshot(path=SCREENSHOT, full_page=True)
+    marta.check_clean()
+
+
+def test_markup_in_messages_is_shown_as_text_never_as_elements(customer_factory, intake_service):
+    eve = customer_factory("en-GB")
+    page = eve.open()
+    expect(page.locator("#send")).to_have_text("Send")
+    hostile = "<img src=x onerror=alert(1)><b>bold</b>"
+    # The name comes back inside support's acknowledgement: server-sent text is checked too.
+    page.get_by_label("Name").fill("<b>Eve</b>")
+
+    eve.say(f"My invoice is wrong {hostile}")
+
+    mine = page.locator("#messages .message.mine .body")
+    expect(mine).to_have_text(f"My invoice is wrong {hostile}")
+    ack = page.locator(ACK)
+    expect_ack(page, intake_service)
+    expect(ack.locator(".body")).to_contain_text("Hi <b>Eve</b>, we have your message.")
+    assert page.locator("#messages img").count() == 0
+    assert page.locator("#messages b").count() == 0
+    assert page.evaluate("document.querySelectorAll('img, b').length") == 0
+    eve.check_clean()  # also: no alert() dialog
+
+
+def test_a_reload_continues_the_conversation(customer_factory, intake_service):
+    sam = customer_factory("en-US")
+    page = sam.open()
+    page.get_by_label("Name").fill("Sam")
+    sam.say("The router keeps dropping the connection every few minutes")
+    expect_ack(page, intake_service)
+    ticket_id = TICKET.search(page.locator(ACK).text_content() or "").group(0)
+    seq = int(page.locator(ACK).get_attribute("data-seq") or 0)
+    stored = json.loads(page.evaluate("sessionStorage.getItem('deskstream.chat.v1')"))
+    assert stored["sessionId"] and stored["sessionToken"] and stored["lastSeq"] == seq >= 1, stored
+    assert parse_qs(urlparse(sam.sockets[-1]).query)["after"] == ["0"]
+
+    sam.sockets.clear()
+    page.reload()
+
+    # The conversation is back, once: own message and the acknowledgement with its ticket.
+    expect(page.locator("#messages .message.mine .body")).to_have_text("The router keeps dropping the connection every few minutes")
+    expect(page.locator(ACK)).to_have_count(1)
+    expect(page.locator(ACK).locator(".body")).to_contain_text(ticket_id)
+    expect(page.locator("#connection")).to_have_text("Connected")
+    # ...and the socket resumed after the last message seen, not from the start.
+    assert [parse_qs(urlparse(url).query)["after"] for url in sam.sockets] == [[str(seq)]]
+    page.wait_for_timeout(1000)
+    expect(page.locator("#messages .message.support")).to_have_count(1)
+
+    # A message after the reload goes to the same session, with its token.
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/chat/messages")) as sent:
+        sam.say("It happened again just now")
+    body = json.loads(sent.value.post_data or "{}")
+    assert body["session_id"] == stored["sessionId"]
+    assert sent.value.headers.get("authorization") == f"Bearer {stored['sessionToken']}"
+    expect(page.locator("#messages .message.mine").nth(1).locator(".meta")).to_contain_text("Sent")
+    sam.check_clean()
+
+
+def test_a_dropped_socket_reconnects_after_the_last_message_seen(customer_factory, intake_service):
+    ida = customer_factory("es-ES")
+    page = ida.open()
+    sockets = []
+
+    def through(route):
+        sockets.append(route)
+        route.connect_to_server()
+
+    page.route_web_socket(re.compile(r"/api/chat/sessions/[^/]+/ws"), through)
+    page.get_by_label("Nombre").fill("Ida")
+    ida.say("No puedo entrar en mi cuenta")
+    expect_ack(page, intake_service)
+    seq = int(page.locator(ACK).get_attribute("data-seq") or 0)
+    assert len(sockets) == 1 and parse_qs(urlparse(sockets[0].url).query)["after"] == ["0"]
+
+    sockets[0].close(code=1012, reason="service restart")  # as if intake went away
+    expect(page.locator("#connection")).to_have_text("Reconectando…")
+    expect(page.locator("#connection")).to_have_text("Conectado", timeout=15_000)
+    assert [parse_qs(urlparse(route.url).query)["after"] for route in sockets[1:]] == [[str(seq)]]
+    page.wait_for_timeout(500)
+    expect(page.locator("#messages .message.support")).to_have_count(1)
+    ida.check_clean()
+
+
+def test_an_over_long_message_is_refused_with_a_clear_message(customer_factory):
+    ana = customer_factory("es-MX")
+    page = ana.open()
+    page.get_by_label("Nombre").fill("Ana")
+    text = "ñ" * (MAX_TEXT_BYTES // 2 + 1)  # 8193 characters, 16386 bytes in UTF-8: over the limit
+
+    page.locator("#text").fill(text)
+    expect(page.locator("#counter")).to_have_class(re.compile(r"\bover\b"))
+    expect(page.locator("#text")).to_have_attribute("aria-invalid", "true")
+    page.locator("#text").press("Enter")
+
+    notice = page.locator("#notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_have_attribute("role", "alert")
+    expect(notice).to_contain_text("demasiado largo")
+    expect(notice).to_contain_text(re.compile(r"16.?386 bytes"))
+    assert page.locator("#messages .message").count() == 0
+    assert ana.posts == [], "the page must not send a message over the limit"
+    assert page.locator("#text").input_value() == text, "the customer's text is kept so they can shorten it"
+
+    # Shortened to the limit exactly, it goes through.
+    page.locator("#text").fill("ñ" * (MAX_TEXT_BYTES // 2))
+    expect(page.locator("#counter")).not_to_have_class(re.compile(r"\bover\b"))
+    page.locator("#text").press("Enter")
+    expect(notice).to_be_hidden()
+    expect(page.locator("#messages .message.mine .meta")).to_contain_text("Enviado")
+    ana.check_clean()
+
+
+def test_a_503_is_retried_with_the_same_client_message_id(customer_factory, intake_service):
+    leo = customer_factory("en-US")
+    page = leo.open()
+    page.get_by_label("Name").fill("Leo")
+    refused = []
+
+    def flaky(route):
+        if len(refused) < 2:
+            refused.append(route.request.post_data)
+            route.fulfill(status=503, content_type="application/json",
+                          body=json.dumps({"error": "the message could not be stored; retry with the same client_message_id"}))
+        else:
+            route.continue_()
+
+    page.route("**/api/chat/messages", flaky)
+    leo.say("Password reset mail never arrives")
+    expect_ack(page, intake_service)
+    ids = {json.loads(post.post_data or "{}")["client_message_id"] for post in leo.posts}
+    assert len(leo.posts) == 3 and len(ids) == 1, [post.post_data for post in leo.posts]
+    expect(page.locator("#messages .message.mine")).to_have_count(1)
+    leo.check_clean()
+
+
+def test_a_rejection_reason_is_shown_plainly(customer_factory):
+    kim = customer_factory("en-US")
+    page = kim.open()
+    page.get_by_label("Name").fill("Kim")
+    page.route("**/api/chat/messages", lambda route: route.fulfill(
+        status=400, content_type="application/json", body=json.dumps({"error": "customer.phone is not a phone number"})))
+    kim.say("Hello")
+    expect(page.locator("#notice")).to_have_text("Not sent: the server did not accept it (customer.phone is not a phone number)")
+    expect(page.locator("#messages .message.mine.failed .meta")).to_contain_text("customer.phone is not a phone number")
+    assert len(kim.posts) == 1, "a 4xx is not retried"
+    kim.check_clean()
