@@ -23,6 +23,7 @@ from faust.types import TP
 
 from deskstream.contract import Contract, SchemaViolation, default_contract
 from deskstream.events import Event, EventDecodeError, stable_id, utcnow
+from deskstream.faust_transport import broker_url
 from deskstream.logs import logging_config
 from deskstream.metrics import ServiceMetrics
 from deskstream.settings import ServiceSettings
@@ -36,7 +37,7 @@ STOP_GRACE_SECONDS = 9.0
 def create_app(settings: ServiceSettings, **overrides: Any) -> faust.App:
     """A Faust app with deskstream's defaults; keyword arguments override them."""
     options: dict[str, Any] = dict(
-        broker=settings.kafka.faust_broker,
+        broker=broker_url(settings.kafka.faust_broker),  # seek-safe consumer, see faust_transport
         store="memory://",
         datadir=str(settings.data_dir),
         processing_guarantee="at_least_once",

@@ -1,0 +1,1 @@
+"""The event contract: schemas, golden examples, the AsyncAPI document."""

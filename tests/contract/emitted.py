@@ -1,0 +1,324 @@
+"""Events as deskstream's code emits them today, built without a broker.
+
+The golden examples under `examples/<event type>/` were written from these by
+
+    .venv/bin/python -m tests.contract.emitted          # writes the missing files only
+
+and are then kept as they are: they stand for events already on the topics, which a
+schema change must keep valid. Times are fixed so that a rerun gives the same bytes.
+
+Where the services build an event with a pure function, that function is called here
+(`web.contact_event_data`, `normalise`, `classify`, `assignment.decide`,
+`requests.acknowledgement`, `render`, `deadletter_event`). Where the `data` dict is
+built inside a service's `app.py` (which starts a Faust app when imported), the same
+shape is rebuilt here by hand: see `BUILT_BY_HAND`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import orjson
+
+from deskstream.contract import SchemaViolation, default_contract
+from deskstream.events import Event, EventDecodeError
+from deskstream.faustapp import deadletter_event
+from deskstream.topics import CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, TICKETS_EVENTS
+from services.intake import chat, web
+from services.intake.normaliser import Thread, normalise
+from services.notifier import requests
+from services.notifier.templates import UnknownTemplate, render
+from services.router import assignment
+from services.router.roster import DEFAULT_ROSTER, load_roster
+from services.router.triage import DEFAULT_RULES, Rules, classify
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+# Event types whose `data` is assembled inside a service's app.py, mirrored here.
+BUILT_BY_HAND = {
+    "ticket.classified": "services/router/app.py triage_and_assign (signals from triage.classify, wait from assignment.decide)",
+    "ticket.assigned": "services/router/app.py assign",
+    "chat.message": "services/notifier/app.py send_on_channel (text from templates.render)",
+    "notify.sent": "services/notifier/app.py send_requested_messages",
+    "notify.failed": "services/notifier/app.py send_requested_messages",
+}
+
+SESSION_ES = "q3V9xLk2Tz8wPm4Rb7Nc1HsY"  # the shape of chat.new_session_id(): token_urlsafe(18)
+SESSION_EN = "Hx7_kP2mQ9vL4tR8nB3wZ6cJ"
+SESSION_P1 = "a1B2c3D4e5F6g7H8i9J0kLmN"
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """One event as a service sends it: the topic, the record key and the event."""
+
+    name: str
+    topic: str
+    key: str | None
+    event: Event
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+
+class Clock:
+    """RFC 3339 timestamps, a few seconds apart, as `deskstream.events.utcnow` formats them."""
+
+    def __init__(self, start: str = "2026-11-23T09:41:07.250Z") -> None:
+        self._now = datetime.fromisoformat(start.replace("Z", "+00:00"))
+
+    def __call__(self) -> str:
+        self._now += timedelta(seconds=1, milliseconds=137)
+        return self._now.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def pipeline_event(service: str, event_type: str, event_id: str, data: dict[str, Any], subject: str | None, time: str) -> Event:
+    """What `Pipeline(app, service).event(...)` builds, at a fixed time."""
+    return Event(type=event_type, source=f"deskstream/{service}", id=event_id, data=data, subject=subject, time=time)
+
+
+# --- intake ---------------------------------------------------------------------------
+
+
+def chat_contact(clock: Clock, name: str, session_id: str, client_message_id: str, text: str, customer: dict[str, Any] | None = None) -> Emitted:
+    """services/intake/web.py post_message: the chat API body to a contact.received."""
+    body: dict[str, Any] = {"session_id": session_id, "client_message_id": client_message_id, "text": text}
+    if customer is not None:
+        body["customer"] = customer
+    message = chat.parse_message(body)
+    now = clock()
+    with mock.patch.object(web, "utcnow", lambda: now):
+        data = web.contact_event_data(message, session_id)
+    event = pipeline_event("intake", "contact.received", data["contact_id"], data, data["thread_key"], now)
+    return Emitted(name, INTAKE_RAW, data["thread_key"], event)
+
+
+def ticket_events(clock: Clock, contact: Emitted, thread: Thread, name: str) -> list[Emitted]:
+    """services/intake/app.py turn_contacts_into_ticket_events."""
+    return [
+        Emitted(name, TICKETS_EVENTS, ticket_event.ticket_id,
+                pipeline_event("intake", ticket_event.type, ticket_event.id, ticket_event.data, ticket_event.ticket_id, clock()))
+        for ticket_event in normalise(contact.event.data, thread)
+    ]
+
+
+# --- router ---------------------------------------------------------------------------
+
+
+def triage_and_assign(clock: Clock, created: dict[str, Any], open_tickets: list[dict[str, Any]], name: str) -> list[Emitted]:
+    """services/router/app.py triage_and_assign and assign, from the default rules and roster."""
+    rules = Rules.load(DEFAULT_RULES)
+    roster = load_roster(DEFAULT_ROSTER)
+    ticket_id = created["ticket_id"]
+    language = created["customer"]["language"]
+    verdict = classify(rules, created.get("subject"), created["body_text"])
+    decision = assignment.decide(roster, open_tickets, verdict.skill, verdict.priority, verdict.tier, language)
+    classified = {
+        "ticket_id": ticket_id,
+        "skill": verdict.skill,
+        "priority": verdict.priority,
+        "tier": verdict.tier,
+        "language": language,
+        "signals": verdict.signals,
+        "estimated_wait_minutes": decision.estimated_wait_minutes,
+        "queue_position": decision.queue_position,
+    }
+    emitted = [Emitted(name, TICKETS_EVENTS, ticket_id,
+                       pipeline_event("router", "ticket.classified", f"{ticket_id}.classified", classified, ticket_id, clock()))]
+    if decision.agent is not None:
+        data = {
+            "ticket_id": ticket_id,
+            "agent_id": decision.agent.id,
+            "agent_name": decision.agent.name,
+            "skill": verdict.skill,
+            "priority": verdict.priority,
+            "tier": verdict.tier,
+            "estimated_wait_minutes": decision.estimated_wait_minutes,
+        }
+        event_id = f"{ticket_id}.assigned.1"  # the first assignment: ticket["assignments"] + 1
+        emitted.append(Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event("router", "ticket.assigned", event_id, data, ticket_id, clock())))
+    return emitted
+
+
+# --- notifier -------------------------------------------------------------------------
+
+
+def acknowledge(clock: Clock, created: dict[str, Any], classified: dict[str, Any], name: str) -> Emitted:
+    """services/notifier/app.py request_acknowledgements."""
+    request = requests.acknowledgement(classified, requests.remember_contact(created))
+    key = requests.recipient_key(request["recipient"])
+    return Emitted(name, NOTIFY_REQUESTS, key,
+                   pipeline_event("notifier", "notify.requested", request["request_id"], request, request["ticket_id"], clock()))
+
+
+def deliver(clock: Clock, requested: Emitted, name: str) -> list[Emitted]:
+    """services/notifier/app.py send_requested_messages and send_on_channel."""
+    request = requested.event.data
+    text = render(request["template"], request["language"], request["params"])
+    recipient = request["recipient"]
+    emitted = []
+    if recipient["channel"] == "chat":
+        sent_at = clock()
+        message = {
+            "session_id": recipient["address"],
+            "message_id": request["request_id"],
+            "ticket_id": request["ticket_id"],
+            "kind": request["reason"],
+            "text": text,
+            "sent_at": sent_at,
+        }
+        emitted.append(Emitted(name, CHAT_OUTBOUND, recipient["address"],
+                               pipeline_event("notifier", "chat.message", request["request_id"], message, request["ticket_id"], sent_at)))
+        status, detail = "sent", "queued for the chat session"
+    else:
+        status, detail = "failed", f"no sender for channel {recipient['channel']} yet"
+    attempted_at = clock()
+    receipt = {
+        "request_id": request["request_id"],
+        "ticket_id": request["ticket_id"],
+        "recipient": request["recipient"],
+        "status": status,
+        "detail": detail,
+        "attempted_at": attempted_at,
+    }
+    emitted.append(Emitted(name, NOTIFY_RECEIPTS, requests.recipient_key(recipient),
+                           pipeline_event("notifier", f"notify.{status}", f"{request['request_id']}.{status}", receipt,
+                                          request["ticket_id"], attempted_at)))
+    return emitted
+
+
+# --- every service: deadletter --------------------------------------------------------
+
+
+def deadletter(clock: Clock, service: str, origin: str, reason: str, raw: bytes, key: bytes | None, name: str) -> Emitted:
+    """deskstream/faustapp.py Pipeline.deadletter."""
+    now = clock()
+    with mock.patch("deskstream.faustapp.utcnow", lambda: now):
+        event = deadletter_event(f"deskstream/{service}", origin, reason, raw, key)
+    return Emitted(name, DEADLETTER, origin, dataclasses.replace(event, time=now))
+
+
+def decode_reason(raw: bytes) -> str:
+    """The reason Pipeline.decode gives for bytes that are not a usable event."""
+    try:
+        default_contract().validate(Event.decode(raw).to_dict())
+    except (EventDecodeError, SchemaViolation) as error:
+        return str(error)
+    raise AssertionError("expected the bytes to be refused")
+
+
+# --- the scenarios --------------------------------------------------------------------
+
+
+def scenarios() -> list[Emitted]:
+    clock = Clock()
+    out: list[Emitted] = []
+
+    # A Spanish chat: network trouble, answered by an L1 agent; then the customer writes again.
+    thread = Thread()
+    first = chat_contact(clock, "chat-es", SESSION_ES, "m-0001",
+                         "Hola, no tengo conexión a internet desde ayer por la tarde.\n"
+                         "Ya reinicié el router dos veces y sigue igual. ¿Qué más puedo hacer?",
+                         {"name": "Marta López", "email": "marta.lopez@example.es", "language": "es-MX"})
+    out.append(first)
+    [created_es] = ticket_events(clock, first, thread, "chat-es")
+    out.append(created_es)
+    routed_es = triage_and_assign(clock, created_es.event.data, [], "chat-es-network")
+    out += routed_es
+    requested_es = acknowledge(clock, created_es.event.data, routed_es[0].event.data, "chat-es")
+    out.append(requested_es)
+    out += deliver(clock, requested_es, "chat-es")
+    again = chat_contact(clock, "chat-es-again", SESSION_ES, "m-0002", "Sigo sin conexión… ¿alguien me puede ayudar? Ya van dos horas.")
+    out.append(again)
+    out += ticket_events(clock, again, thread, "chat-es-again")
+
+    # An English chat without a stated language: billing, P2.
+    english = chat_contact(clock, "chat-en", SESSION_EN, "client-7f3a",
+                           "Hi, I was charged twice for my subscription this month. Can you refund one of the payments?",
+                           {"name": "John Smith", "email": "", "phone": "+44 20 7946 0958"})
+    out.append(english)
+    [created_en] = ticket_events(clock, english, Thread(), "chat-en")
+    out.append(created_en)
+    routed_en = triage_and_assign(clock, created_en.event.data, [], "chat-en-billing")
+    out += routed_en
+    requested_en = acknowledge(clock, created_en.event.data, routed_en[0].event.data, "chat-en")
+    out.append(requested_en)
+    out += deliver(clock, requested_en, "chat-en")
+
+    # A Spanish P1 that needs L2 while the only L2 network agent who speaks Spanish is full: queued.
+    p1 = chat_contact(clock, "chat-es-p1", SESSION_P1, "1",
+                      "¡Toda la oficina está sin internet! Nadie puede trabajar desde las 9:00, "
+                      "la fibra parece caída.", {"name": "Ángel Peña"})
+    out.append(p1)
+    [created_p1] = ticket_events(clock, p1, Thread(), "chat-es-p1")
+    out.append(created_p1)
+    busy = [{"ticket_id": f"T-BUSY000{n}", "status": "assigned", "agent_id": "omar", "priority": "P2",
+             "received_at": "2026-11-23T08:00:00.000Z"} for n in range(2, 7)]
+    queued = [{"ticket_id": "T-QUEUED22", "status": "queued", "agent_id": None, "priority": "P1",
+               "received_at": "2026-11-23T09:00:00.000Z"}]
+    routed_p1 = triage_and_assign(clock, created_p1.event.data, busy + queued, "chat-es-p1-queued")
+    out += routed_p1
+    requested_p1 = acknowledge(clock, created_p1.event.data, routed_p1[0].event.data, "chat-es-p1")
+    out.append(requested_p1)
+    out += deliver(clock, requested_p1, "chat-es-p1")
+
+    # An e-mail ticket (no intake channel produces these yet; the notifier's failure path does
+    # exist): the notifier has no e-mail sender, so the receipt is notify.failed.
+    email_contact = {
+        "contact_id": "email-CAF3x9.mail.example.es",
+        "channel": "email",
+        "thread_key": "email:ines.nunez@example.es:factura-octubre",
+        "received_at": clock(),
+        "customer": {"id": "cus-ines", "name": "Inés Núñez", "email": "ines.nunez@example.es"},
+        "subject": "Factura duplicada de octubre",
+        "body_text": "Buenos días: me han cobrado dos veces la factura de octubre. ¿Podéis devolverme uno de los cargos?",
+        "reply_to": {"channel": "email", "address": "ines.nunez@example.es"},
+    }
+    [created_email] = (
+        Emitted("email-es", TICKETS_EVENTS, e.ticket_id, pipeline_event("intake", e.type, e.id, e.data, e.ticket_id, clock()))
+        for e in normalise(email_contact, Thread())
+    )
+    routed_email = triage_and_assign(clock, created_email.event.data, [], "email-es")
+    requested_email = acknowledge(clock, created_email.event.data, routed_email[0].event.data, "email-es")
+    out.append(requested_email)
+    out += deliver(clock, requested_email, "email-es")
+
+    # Dead letters, one per service, from the reasons their Pipeline gives.
+    truncated = '{"specversion": "1.0", "type": "contact.received", "data": {"body_text": "Hola, ayúdame'.encode()
+    out.append(deadletter(clock, "intake", INTAKE_RAW, decode_reason(truncated), truncated, b"chat:" + SESSION_ES.encode(), "intake-not-json"))
+    wrong_language = dataclasses.replace(
+        created_es.event, data={**created_es.event.data, "customer": {**created_es.event.data["customer"], "language": "fr"}})
+    raw = wrong_language.encode()
+    out.append(deadletter(clock, "router", TICKETS_EVENTS, decode_reason(raw), raw, created_es.key.encode(), "router-schema-violation"))
+    try:
+        render("encuesta", "es", {})
+    except UnknownTemplate as error:
+        reason = f"processing failed: {type(error).__name__}: {error}"
+    bad_request = dataclasses.replace(requested_es.event, data={**requested_es.event.data, "template": "encuesta"})
+    out.append(deadletter(clock, "notifier", NOTIFY_REQUESTS, reason, bad_request.encode(), requested_es.key.encode(), "notifier-processing-failed"))
+    out.append(deadletter(clock, "feedback", TICKETS_EVENTS, decode_reason(b"[]"), b"[]", None, "feedback-no-key"))
+    return out
+
+
+def write_examples(directory: Path = EXAMPLES, overwrite: bool = False) -> list[Path]:
+    """Write each scenario event as `<directory>/<type>/<name>.json`; returns the paths written."""
+    written = []
+    for emitted in scenarios():
+        path = directory / emitted.type / f"{emitted.name}.json"
+        if path.exists() and not overwrite:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(orjson.dumps(emitted.event.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in write_examples(overwrite="--overwrite" in sys.argv[1:]):
+        print(written_path.relative_to(Path.cwd()) if written_path.is_relative_to(Path.cwd()) else written_path)

@@ -1,0 +1,143 @@
+"""A restart harness: distinct records in, restarts with real signals at random
+moments, then input and output compared value by value (never by counts)."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from deskstream.localkafka import die_with_parent, free_port
+from deskstream.settings import PROJECT_ROOT
+
+PARTITIONS = 4
+
+
+@dataclass
+class Outcome:
+    sent: int
+    received: int
+    missing: list[tuple[int, int]] = field(default_factory=list)
+    doubled: list[tuple[int, int]] = field(default_factory=list)
+    table_total: int | None = None
+    stops: list[tuple[str, float]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.received} records out for {self.sent} in; missing {len(self.missing)} {self.missing[:5]}; "
+                f"doubled {len(self.doubled)} {self.doubled[:5]}; table total {self.table_total}; "
+                f"stops {[(s, round(t, 1)) for s, t in self.stops]}")
+
+
+async def create_topics(bootstrap: str, *names: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in names])
+    finally:
+        await admin.close()
+
+
+async def fill(bootstrap: str, topic: str, count: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        sends = [await producer.send(topic, key=str(n % 100).encode(), value=b"%d" % n) for n in range(count)]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topic: str) -> list[tuple[int, int, bytes]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, isolation_level="read_committed")
+    await consumer.start()
+    rows: list[tuple[int, int, bytes]] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=1500):
+            for tp, records in batch.items():
+                rows += [(tp.partition, r.offset, r.value) for r in records]
+    finally:
+        await consumer.stop()
+    return rows
+
+
+class ForwardWorker:
+    """tests/delivery/forward_app.py as a subprocess."""
+
+    def __init__(self, bootstrap: str, work: Path, source: str, sink: str, delay: float,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.log_path = work / "worker.log"
+        self.env = {
+            "PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "DESKSTREAM_DATA_DIR": str(work), "DELIVERY_APP": f"delivery-{uuid.uuid4().hex[:8]}",
+            "DELIVERY_HTTP_PORT": str(free_port()), "DELIVERY_IN": source, "DELIVERY_OUT": sink,
+            "DELIVERY_DELAY": str(delay), "KAFKA_TOPIC_PARTITIONS": str(PARTITIONS),
+            **(extra_env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.delivery.forward_app"], env=self.env, cwd=PROJECT_ROOT,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+            )
+
+    def stop(self, signum: int) -> float:
+        assert self.process is not None
+        start = time.monotonic()
+        self.process.send_signal(signum)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return time.monotonic() - start
+
+    def table_totals(self) -> list[int]:
+        return [int(n) for n in re.findall(r"TABLE_TOTAL=(\d+)", self.log_path.read_text(errors="replace"))]
+
+
+async def restart_run(bootstrap: str, work: Path, records: int, restarts: int, signals: tuple[int, ...],
+                      delay: float = 0.0, seed: int | None = None,
+                      extra_env: dict[str, str] | None = None) -> Outcome:
+    """Push `records` distinct records through the forwarder, stopping and restarting
+    it `restarts` times at random moments with the given signals (cycled), and compare."""
+    rng = random.Random(seed)
+    run = uuid.uuid4().hex[:8]
+    source, sink = f"delivery.in.{run}", f"delivery.out.{run}"
+    await create_topics(bootstrap, source, sink)
+    await fill(bootstrap, source, records)
+    worker = ForwardWorker(bootstrap, work, source, sink, delay, extra_env)
+    outcome = Outcome(sent=records, received=0)
+    worker.start()
+    for n in range(restarts):
+        await asyncio.sleep(rng.uniform(3.0, 6.0))
+        signum = signals[n % len(signals)]
+        took = await asyncio.to_thread(worker.stop, signum)
+        outcome.stops.append((signal.Signals(signum).name, took))
+        worker.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        await asyncio.sleep(2)
+        totals = worker.table_totals()
+        if len(totals) >= 3 and totals[-1] == totals[-3] and totals[-1] >= records:
+            break
+    outcome.table_total = (worker.table_totals() or [None])[-1]
+    outcome.stops.append(("TERM", await asyncio.to_thread(worker.stop, signal.SIGTERM)))
+    sent = {value: (p, o) for p, o, value in await read_all(bootstrap, source)}
+    seen = collections.Counter(value for _, _, value in await read_all(bootstrap, sink))
+    outcome.received = sum(seen.values())
+    outcome.missing = sorted(pos for value, pos in sent.items() if value not in seen)
+    outcome.doubled = sorted(sent[value] for value, k in seen.items() if k > 1)
+    return outcome
