@@ -1,6 +1,6 @@
 """The HTTP server each service runs inside its Faust worker (aiohttp).
 
-Registered with `app.web_server(...)`, Faust starts it once table recovery is done;
+Registered with `app.web_server(...)`, the Faust worker starts and stops it;
 every service gets `/healthz`, `/readyz` and `/metrics`, and adds its own routes.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Callable
 from aiohttp import web
 from mode import Service
 
-from deskstream.faustapp import Pipeline
+from deskstream.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from deskstream.faustapp import Pipeline, create_app
+from deskstream.events import Event
+from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
+from deskstream.pipeline import Pipeline
+from deskstream.processor import Step
 from deskstream.topics import TICKETS_EVENTS
 
 from services.feedback import figures
@@ -15,23 +18,21 @@ from services.feedback.settings import FeedbackSettings
 
 settings = FeedbackSettings.from_env()
 app = create_app(settings.service)
-pipeline = Pipeline(app, "feedback")
-ticket_facts = pipeline.table("ticket_facts")
+pipeline = Pipeline(app, settings.service)
 
 
-@app.agent(pipeline.topic(TICKETS_EVENTS))
-async def keep_ticket_facts(stream):
-    async for incoming in pipeline.events(stream, TICKETS_EVENTS):
-        async with pipeline.handling(incoming) as event:
-            ticket_id = event.data["ticket_id"]
-            updated = figures.record(ticket_facts.get(ticket_id), event.type, event.data, event.time)
-            if updated is not None:
-                ticket_facts[ticket_id] = updated
+@pipeline.processor("facts", source=TICKETS_EVENTS, tables=("ticket_facts",))
+def keep_ticket_facts(event: Event, step: Step) -> None:
+    facts = step.table("ticket_facts")
+    ticket_id = event.data["ticket_id"]
+    updated = figures.record(facts.get(ticket_id), event.type, event.data, event.time)
+    if updated is not None:
+        facts[ticket_id] = updated
 
 
 def figure_routes(application: web.Application) -> None:
     async def daily(request: web.Request) -> web.Response:
-        return web.json_response({"days": figures.daily(ticket_facts.values())})
+        return web.json_response({"days": figures.daily(keep_ticket_facts.values("ticket_facts"))})
 
     application.router.add_get("/api/figures/daily", daily)
 

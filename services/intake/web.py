@@ -11,7 +11,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from deskstream.events import stable_id, utcnow
-from deskstream.faustapp import Pipeline
+from deskstream.pipeline import Pipeline
+from deskstream.processor import Processor
 from deskstream.logs import redact
 from deskstream.topics import INTAKE_RAW
 
@@ -67,7 +68,7 @@ def contact_event_data(message: chat.ChatMessage, session_id: str) -> dict[str, 
     }
 
 
-def chat_routes(pipeline: Pipeline, settings: IntakeSettings, outboxes: Any, sockets: ChatSockets):
+def chat_routes(pipeline: Pipeline, settings: IntakeSettings, outboxes: Processor, sockets: ChatSockets):
     secret = settings.chat_session_secret
 
     def origin_allowed(request: web.Request) -> bool:
@@ -130,7 +131,7 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, outboxes: Any, soc
         await socket.prepare(request)
         queue = sockets.open(session_id)
         try:
-            for message in outbox.unseen(outboxes.get(session_id), after):
+            for message in outbox.unseen(outboxes.lookup("chat_outboxes", session_id), after):
                 await socket.send_str(orjson.dumps({"type": "message", **message}).decode())
                 after = message["seq"]
             pusher = asyncio.ensure_future(_push(socket, queue, after))

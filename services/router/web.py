@@ -1,15 +1,18 @@
 """The agent-facing API: the roster with its load, the queue, and one ticket's routing."""
 from __future__ import annotations
 
-from typing import Any, Callable
-
 from aiohttp import web
 
-from services.router import assignment
+from deskstream.processor import Processor
+
+from services.router import assignment, routing
 from services.router.roster import Agent
 
 
-def agent_routes(roster: tuple[Agent, ...], tickets: Any, open_tickets: Callable[[], list[dict[str, Any]]]):
+def agent_routes(roster: tuple[Agent, ...], router: Processor):
+    def open_tickets() -> list[dict]:
+        return routing.open_tickets(router.values("tickets"))
+
     async def list_agents(request: web.Request) -> web.Response:
         held = assignment.loads(open_tickets())
         return web.json_response({"agents": [
@@ -22,7 +25,7 @@ def agent_routes(roster: tuple[Agent, ...], tickets: Any, open_tickets: Callable
         return web.json_response({"queued": assignment.next_in_queue(open_tickets())})
 
     async def ticket(request: web.Request) -> web.Response:
-        found = tickets.get(request.match_info["ticket_id"])
+        found = router.lookup("tickets", request.match_info["ticket_id"])
         if found is None:
             return web.json_response({"error": "no such ticket"}, status=404)
         return web.json_response(found)

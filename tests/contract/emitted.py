@@ -7,11 +7,11 @@ The golden examples under `examples/<event type>/` were written from these by
 and are then kept as they are: they stand for events already on the topics, which a
 schema change must keep valid. Times are fixed so that a rerun gives the same bytes.
 
-Where the services build an event with a pure function, that function is called here
-(`web.contact_event_data`, `normalise`, `classify`, `assignment.decide`,
-`requests.acknowledgement`, `render`, `deadletter_event`). Where the `data` dict is
-built inside a service's `app.py` (which starts a Faust app when imported), the same
-shape is rebuilt here by hand: see `BUILT_BY_HAND`.
+Every `data` dict comes from the pure function the service itself calls
+(`web.contact_event_data`, `normalise`, `routing.route_new_ticket`,
+`requests.acknowledgement`, `delivery.chat_message`, `delivery.receipt`, `render`,
+`deadletter_event`); only the event ids and envelopes are put together here as the
+services' `app.py` handlers do.
 """
 from __future__ import annotations
 
@@ -27,26 +27,17 @@ import orjson
 
 from deskstream.contract import SchemaViolation, default_contract
 from deskstream.events import Event, EventDecodeError
-from deskstream.faustapp import deadletter_event
+from deskstream.pipeline import deadletter_event
 from deskstream.topics import CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, TICKETS_EVENTS
 from services.intake import chat, web
 from services.intake.normaliser import Thread, normalise
-from services.notifier import requests
+from services.notifier import delivery, requests
 from services.notifier.templates import UnknownTemplate, render
-from services.router import assignment
+from services.router import routing
 from services.router.roster import DEFAULT_ROSTER, load_roster
-from services.router.triage import DEFAULT_RULES, Rules, classify
+from services.router.triage import DEFAULT_RULES, Rules
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-
-# Event types whose `data` is assembled inside a service's app.py, mirrored here.
-BUILT_BY_HAND = {
-    "ticket.classified": "services/router/app.py triage_and_assign (signals from triage.classify, wait from assignment.decide)",
-    "ticket.assigned": "services/router/app.py assign",
-    "chat.message": "services/notifier/app.py send_on_channel (text from templates.render)",
-    "notify.sent": "services/notifier/app.py send_requested_messages",
-    "notify.failed": "services/notifier/app.py send_requested_messages",
-}
 
 SESSION_ES = "q3V9xLk2Tz8wPm4Rb7Nc1HsY"  # the shape of chat.new_session_id(): token_urlsafe(18)
 SESSION_EN = "Hx7_kP2mQ9vL4tR8nB3wZ6cJ"
@@ -112,37 +103,14 @@ def ticket_events(clock: Clock, contact: Emitted, thread: Thread, name: str) -> 
 
 
 def triage_and_assign(clock: Clock, created: dict[str, Any], open_tickets: list[dict[str, Any]], name: str) -> list[Emitted]:
-    """services/router/app.py triage_and_assign and assign, from the default rules and roster."""
-    rules = Rules.load(DEFAULT_RULES)
-    roster = load_roster(DEFAULT_ROSTER)
+    """services/router/app.py route_tickets, from the default rules and roster."""
+    routed = routing.route_new_ticket(Rules.load(DEFAULT_RULES), load_roster(DEFAULT_ROSTER), created, open_tickets)
     ticket_id = created["ticket_id"]
-    language = created["customer"]["language"]
-    verdict = classify(rules, created.get("subject"), created["body_text"])
-    decision = assignment.decide(roster, open_tickets, verdict.skill, verdict.priority, verdict.tier, language)
-    classified = {
-        "ticket_id": ticket_id,
-        "skill": verdict.skill,
-        "priority": verdict.priority,
-        "tier": verdict.tier,
-        "language": language,
-        "signals": verdict.signals,
-        "estimated_wait_minutes": decision.estimated_wait_minutes,
-        "queue_position": decision.queue_position,
-    }
     emitted = [Emitted(name, TICKETS_EVENTS, ticket_id,
-                       pipeline_event("router", "ticket.classified", f"{ticket_id}.classified", classified, ticket_id, clock()))]
-    if decision.agent is not None:
-        data = {
-            "ticket_id": ticket_id,
-            "agent_id": decision.agent.id,
-            "agent_name": decision.agent.name,
-            "skill": verdict.skill,
-            "priority": verdict.priority,
-            "tier": verdict.tier,
-            "estimated_wait_minutes": decision.estimated_wait_minutes,
-        }
-        event_id = f"{ticket_id}.assigned.1"  # the first assignment: ticket["assignments"] + 1
-        emitted.append(Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event("router", "ticket.assigned", event_id, data, ticket_id, clock())))
+                       pipeline_event("router", "ticket.classified", f"{ticket_id}.classified", routed.classified, ticket_id, clock()))]
+    if routed.assignment is not None:
+        emitted.append(Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event(
+            "router", "ticket.assigned", routed.assignment.event_id, routed.assignment.data, ticket_id, clock())))
     return emitted
 
 
@@ -158,38 +126,21 @@ def acknowledge(clock: Clock, created: dict[str, Any], classified: dict[str, Any
 
 
 def deliver(clock: Clock, requested: Emitted, name: str) -> list[Emitted]:
-    """services/notifier/app.py send_requested_messages and send_on_channel."""
+    """services/notifier/app.py send_requested_messages."""
     request = requested.event.data
-    text = render(request["template"], request["language"], request["params"])
     recipient = request["recipient"]
     emitted = []
     if recipient["channel"] == "chat":
-        sent_at = clock()
-        message = {
-            "session_id": recipient["address"],
-            "message_id": request["request_id"],
-            "ticket_id": request["ticket_id"],
-            "kind": request["reason"],
-            "text": text,
-            "sent_at": sent_at,
-        }
-        emitted.append(Emitted(name, CHAT_OUTBOUND, recipient["address"],
-                               pipeline_event("notifier", "chat.message", request["request_id"], message, request["ticket_id"], sent_at)))
+        text = render(request["template"], request["language"], request["params"])
+        message = delivery.chat_message(request, text, clock())
+        emitted.append(Emitted(name, CHAT_OUTBOUND, recipient["address"], pipeline_event(
+            "notifier", "chat.message", request["request_id"], message, request["ticket_id"], message["sent_at"])))
         status, detail = "sent", "queued for the chat session"
     else:
         status, detail = "failed", f"no sender for channel {recipient['channel']} yet"
-    attempted_at = clock()
-    receipt = {
-        "request_id": request["request_id"],
-        "ticket_id": request["ticket_id"],
-        "recipient": request["recipient"],
-        "status": status,
-        "detail": detail,
-        "attempted_at": attempted_at,
-    }
-    emitted.append(Emitted(name, NOTIFY_RECEIPTS, requests.recipient_key(recipient),
-                           pipeline_event("notifier", f"notify.{status}", f"{request['request_id']}.{status}", receipt,
-                                          request["ticket_id"], attempted_at)))
+    receipt = delivery.receipt(request, status, detail, clock())
+    emitted.append(Emitted(name, NOTIFY_RECEIPTS, requests.recipient_key(recipient), pipeline_event(
+        "notifier", f"notify.{status}", f"{request['request_id']}.{status}", receipt, request["ticket_id"], receipt["attempted_at"])))
     return emitted
 
 
@@ -197,15 +148,15 @@ def deliver(clock: Clock, requested: Emitted, name: str) -> list[Emitted]:
 
 
 def deadletter(clock: Clock, service: str, origin: str, reason: str, raw: bytes, key: bytes | None, name: str) -> Emitted:
-    """deskstream/faustapp.py Pipeline.deadletter."""
+    """deskstream/processor.py Processor._dead_letter, with deskstream/pipeline.py deadletter_event."""
     now = clock()
-    with mock.patch("deskstream.faustapp.utcnow", lambda: now):
+    with mock.patch("deskstream.pipeline.utcnow", lambda: now):
         event = deadletter_event(f"deskstream/{service}", origin, reason, raw, key)
     return Emitted(name, DEADLETTER, origin, dataclasses.replace(event, time=now))
 
 
 def decode_reason(raw: bytes) -> str:
-    """The reason Pipeline.decode gives for bytes that are not a usable event."""
+    """The reason a Processor gives for bytes that are not a usable event."""
     try:
         default_contract().validate(Event.decode(raw).to_dict())
     except (EventDecodeError, SchemaViolation) as error:

@@ -139,30 +139,38 @@ def test_operations_use_the_messages_of_their_channel(doc):
             assert message["$ref"].startswith(channel_ref + "/messages/"), key
 
 
-def test_receive_operations_name_the_services_consumer_group(doc):
+def test_receive_operations_name_the_hops_consumer_group(doc):
     for key, operation in doc["operations"].items():
         [service] = [tag["name"] for tag in operation["tags"]]
         assert service in TABLES, key
         if operation["action"] == "receive":
-            assert operation["bindings"]["kafka"]["groupId"]["enum"] == [app_id(service)], key
+            topic = resolve(doc, operation["channel"]["$ref"])["address"]
+            assert operation["bindings"]["kafka"]["groupId"]["enum"] == [hops_in_code(service)[topic]], key
+
+
+def _service_calls(service: str):
+    for path in (SERVICES_DIR / service).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+                yield node.func.value.id, node.func.attr, node
+
+
+def hops_in_code(service: str) -> dict[str, str]:
+    """source topic -> consumer group, for each `@pipeline.processor(name, source=TOPIC)`."""
+    hops = {}
+    for owner, method, node in _service_calls(service):
+        if (owner, method) == ("pipeline", "processor"):
+            [source] = [k.value for k in node.keywords if k.arg == "source"]
+            hops[getattr(topics, source.id)] = f"{app_id(service)}.{node.args[0].value}"
+    return hops
 
 
 def topics_in_code(service: str) -> set[tuple[str, str]]:
-    """(action, topic) for each pipeline.topic / pipeline.send / pipeline.publish in a service's code."""
-    actions = {"topic": "receive", "send": "send", "publish": "send"}
-    found = set()
-    for path in (SERVICES_DIR / service).glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in actions
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == "pipeline"
-                and node.args
-                and isinstance(node.args[0], ast.Name)
-            ):
-                found.add((actions[node.func.attr], getattr(topics, node.args[0].id)))
+    """(action, topic) for each hop's source, `step.emit` and `pipeline.publish` in a service's code."""
+    found = {("receive", topic) for topic in hops_in_code(service)}
+    for owner, method, node in _service_calls(service):
+        if (owner, method) in (("step", "emit"), ("pipeline", "publish")) and node.args and isinstance(node.args[0], ast.Name):
+            found.add(("send", getattr(topics, node.args[0].id)))
     return found
 
 
@@ -173,7 +181,7 @@ def test_operations_match_what_each_service_reads_and_writes(doc, service):
         for operation in doc["operations"].values()
         if [tag["name"] for tag in operation["tags"]] == [service]
     }
-    in_code = topics_in_code(service) | {("send", DEADLETTER)}  # Pipeline.deadletter, in every service
+    in_code = topics_in_code(service) | {("send", DEADLETTER)}  # Processor._dead_letter, in every hop
     assert described == in_code
 
 

@@ -6,7 +6,7 @@ import pytest
 from deskstream.contract import default_contract
 from deskstream.events import Event, schema_url
 
-from tests.contract.emitted import BUILT_BY_HAND, scenarios
+from tests.contract.emitted import scenarios
 from tests.contract.golden import EXAMPLES, example_id, example_paths, load, refused
 
 EXAMPLE_PATHS = example_paths()
@@ -52,6 +52,3 @@ def test_what_the_code_emits_today_validates():
         default_contract().check(item.event)
     assert {item.type for item in emitted} == default_contract().event_types
 
-
-def test_the_hand_built_events_are_event_types():
-    assert set(BUILT_BY_HAND) <= default_contract().event_types

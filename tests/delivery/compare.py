@@ -18,9 +18,9 @@ from tests.delivery.restarts import restart_run
 
 VARIANTS = {
     "baseline": {},
-    "safe_seek": {"DELIVERY_SAFE_SEEK": "1"},
+    "safe_seek": {"DELIVERY_TRANSPORT": "safe_seek"},
     "wait_empty": {"DELIVERY_WAIT_EMPTY": "1"},
-    "safe_seek+wait_empty": {"DELIVERY_SAFE_SEEK": "1", "DELIVERY_WAIT_EMPTY": "1"},
+    "safe_seek+wait_empty": {"DELIVERY_TRANSPORT": "safe_seek", "DELIVERY_WAIT_EMPTY": "1"},
 }
 
 

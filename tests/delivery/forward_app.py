@@ -1,26 +1,45 @@
 """The smallest Faust service that shows what a restart does to delivery: it counts
 records per key in a table and forwards each record to an output topic.
 
-Built with deskstream's own `create_app` and `Worker`, so it runs with the settings
-the real services run with. Prints TABLE_TOTAL=<n> every second.
+A plain Faust app with the settings deskstream's services ran with while they were
+Faust agents (at-least-once, commit every 0.5 s, bounded rebalance waits), so the
+reproduction is the one an upstream maintainer can run. `DELIVERY_TRANSPORT=safe_seek`
+swaps in the consumer of tests/delivery/safe_seek.py (the fix). Prints
+TABLE_TOTAL=<n> every second.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 
-from deskstream.faustapp import Worker, create_app
+import faust
+
+from deskstream.faustapp import Worker
 from deskstream.settings import ServiceSettings
+from deskstream.topics import app_id
 
 settings = ServiceSettings.from_env(os.environ["DELIVERY_APP"], int(os.environ["DELIVERY_HTTP_PORT"]))
-overrides = {}
-if os.environ.get("DELIVERY_SAFE_SEEK") == "1":
-    # the fix under test: deskstream.faust_transport.py
-    from deskstream.faust_transport import broker_url
-    overrides["broker"] = broker_url(settings.kafka.faust_broker)
-if os.environ.get("DELIVERY_WAIT_EMPTY") == "1":
-    overrides["stream_wait_empty"] = True
-app = create_app(settings, logging_config=None, **overrides)
+broker = settings.kafka.faust_broker
+if os.environ.get("DELIVERY_TRANSPORT", "stock") == "safe_seek":
+    from tests.delivery.safe_seek import broker_url
+
+    broker = broker_url(broker)
+app = faust.App(
+    app_id(settings.name),
+    broker=broker,
+    store="memory://",
+    datadir=str(settings.data_dir),
+    processing_guarantee=os.environ.get("DELIVERY_GUARANTEE", "at_least_once"),
+    topic_partitions=settings.kafka.partitions,
+    consumer_auto_offset_reset="earliest",
+    broker_session_timeout=10,
+    broker_rebalance_timeout=10,
+    broker_heartbeat_interval=2,
+    broker_commit_interval=0.5,
+    producer_acks=-1,
+    stream_wait_empty=os.environ.get("DELIVERY_WAIT_EMPTY") == "1",
+    web_enabled=False,
+)
 source = app.topic(os.environ["DELIVERY_IN"], key_serializer="raw", value_serializer="raw", partitions=settings.kafka.partitions)
 sink = app.topic(os.environ["DELIVERY_OUT"], key_serializer="raw", value_serializer="raw", partitions=settings.kafka.partitions)
 # key_type=bytes: the keys are raw bytes; without it the table's key serializer is

@@ -1,25 +1,31 @@
-"""A worker whose agent crashes on its first record, run by deskstream's Worker.
+"""A service whose hop crashes (a bug outside any handler) on its first record.
 
-Faust workers have been seen to hang on shutdown after an agent crash; the test that
-runs this module checks ours stops within the deadline all the same.
+A handler's exception only dead-letters its record; an exception in the hop's own
+loop is a bug, and the worker must then exit by itself, promptly, so that its
+supervisor restarts it (the state is in Kafka): never hang half-alive.
 """
 from __future__ import annotations
 
 import os
 
 from deskstream.faustapp import Worker, create_app
+from deskstream.pipeline import Pipeline
+from deskstream.processor import Processor
 from deskstream.settings import ServiceSettings
 
 settings = ServiceSettings.from_env("crashing", int(os.environ["CRASHING_HTTP_PORT"]))
 app = create_app(settings)
-source = app.topic(os.environ["CRASHING_TOPIC"], value_serializer="raw", partitions=settings.kafka.partitions)
+pipeline = Pipeline(app, settings)
 
 
-@app.agent(source)
-async def crash_on_first_record(stream):
-    async for value in stream:
+class CrashingProcessor(Processor):
+    async def _process(self, tp, records) -> None:
         print("CRASHING NOW", flush=True)
-        raise RuntimeError("this agent crashes on purpose")
+        raise RuntimeError("this hop crashes on purpose")
+
+
+processor = pipeline.processor("crash", source=os.environ["CRASHING_TOPIC"])(lambda event, step: None)
+processor.__class__ = CrashingProcessor
 
 
 if __name__ == "__main__":

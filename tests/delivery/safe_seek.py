@@ -33,7 +33,7 @@ again).
 Use it through the documented transport registry::
 
     from faust.transport.drivers import TRANSPORTS
-    TRANSPORTS.aliases["dskafka"] = "deskstream.faust_transport:Transport"
+    TRANSPORTS.aliases["dskafka"] = "tests.delivery.safe_seek:Transport"
     app = faust.App(..., broker="dskafka://127.0.0.1:9092")
 """
 from __future__ import annotations

@@ -1,0 +1,137 @@
+"""What every service has around its logic: the contract, metrics, its hops and a publisher.
+
+A service declares each hop as a plain handler::
+
+    @pipeline.processor("tickets", source=INTAKE_RAW, tables=("threads",))
+    def turn_contacts_into_ticket_events(contact: Event, step: Step) -> None:
+        ...
+
+and the pipeline runs it as a `deskstream.processor.Processor` (exactly once, state
+included) inside the service's Faust worker. Input that arrives outside Kafka (an
+HTTP request) goes in with `publish`, which returns once the broker has the record.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+from typing import Any, Callable
+
+import faust
+from aiokafka import AIOKafkaProducer
+from mode import Service
+
+from deskstream.contract import Contract, default_contract
+from deskstream.events import Event, stable_id, utcnow
+from deskstream.metrics import ServiceMetrics
+from deskstream.processor import Handler, Processor
+from deskstream.settings import KafkaSettings, ServiceSettings
+from deskstream.topics import TABLES, app_id
+
+
+class Publisher(Service):
+    """An idempotent producer for records that start outside Kafka."""
+
+    def __init__(self, kafka: KafkaSettings, client_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kafka = kafka
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def on_start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.kafka.bootstrap, client_id=self.client_id, acks="all", enable_idempotence=True, linger_ms=2,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def on_stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    async def send_and_wait(self, topic: str, key: str, value: bytes) -> None:
+        if self._producer is None:
+            raise RuntimeError("the publisher has not started")
+        await self._producer.send_and_wait(topic, key=key.encode(), value=value)
+
+
+class Pipeline:
+    """One service's hops and publisher, started and stopped with its Faust app."""
+
+    def __init__(self, app: faust.App, settings: ServiceSettings, contract: Contract | None = None) -> None:
+        self.app = app
+        self.service = settings.name
+        self.kafka = settings.kafka
+        self.source = f"deskstream/{self.service}"
+        self.contract = contract or default_contract()
+        self.metrics = ServiceMetrics(self.service)
+        self.processors: dict[str, Processor] = {}
+        self.publisher = Publisher(self.kafka, client_id=f"{app_id(self.service)}-publisher")
+        app.add_dependency(self.publisher)
+
+    def processor(self, name: str, *, source: str, tables: tuple[str, ...] = ()) -> Callable[[Handler], Processor]:
+        """Run the decorated handler on every event of `source`, in transactions.
+
+        `name` makes the consumer group (``deskstream-<service>.<name>``) and the
+        transactional ids: renaming a hop starts it again from the oldest record.
+        """
+        unknown = set(tables) - set(TABLES.get(self.service, ()))
+        if unknown:
+            raise ValueError(f"tables {sorted(unknown)} of {self.service} are not in deskstream.topics.TABLES")
+
+        def register(handler: Handler) -> Processor:
+            processor = Processor(
+                name=name,
+                group_id=f"{app_id(self.service)}.{name}",
+                service=self.service,
+                source=source,
+                handler=handler,
+                tables=tables,
+                kafka=self.kafka,
+                contract=self.contract,
+                metrics=self.metrics,
+                deadletter=functools.partial(deadletter_event, self.source),
+            )
+            self.processors[name] = processor
+            self.app.add_dependency(processor)
+            return processor
+
+        return register
+
+    def event(self, event_type: str, event_id: str, data: dict[str, Any], subject: str | None = None) -> Event:
+        return Event(type=event_type, source=self.source, id=event_id, data=data, subject=subject)
+
+    async def publish(self, topic: str, key: str, event: Event) -> None:
+        """Validate, send, and wait until the broker has acknowledged the record: the
+        caller answers only after this returns, so an accepted message is a stored one."""
+        self.contract.check(event)
+        await self.publisher.send_and_wait(topic, key, event.encode())
+        self.metrics.produced(topic, event.type)
+
+    def ready(self) -> bool:
+        """Connected, and every hop assigned with its state restored."""
+        return self.publisher.connected and all(p.ready() for p in self.processors.values())
+
+
+def deadletter_event(source: str, origin: str, reason: str, raw: bytes, key: bytes | None = None) -> Event:
+    """A `deadletter.recorded` event keeping the original bytes and why they were refused."""
+    digest = hashlib.sha256(raw).hexdigest()
+    return Event(
+        type="deadletter.recorded",
+        source=source,
+        id=stable_id("deadletter", origin, digest, reason),
+        subject=origin,
+        data={
+            "origin": origin,
+            "reason": reason,
+            "recorded_at": utcnow(),
+            "original_base64": base64.b64encode(raw).decode(),
+            "original_size": len(raw),
+            "original_sha256": digest,
+            "key": key.decode("utf-8", "replace") if key else None,
+        },
+    )

@@ -1,0 +1,431 @@
+"""Exactly-once consume-process-produce for one hop: Kafka transactions, state included.
+
+Why not Faust agents: measured here (README, "Reliability"), Faust's at-least-once
+doubles records after every SIGKILL, and its exactly-once sends to topics the app
+does not consume outside the transaction (faust-streaming/faust#177). A Kafka
+transaction does what a hop needs in one atomic step: the records it produces, the
+changes to its state (written to the state's compacted changelog) and the input
+offsets it has consumed are committed together or not at all. A restart, even after
+SIGKILL, resumes from the last committed transaction with exactly the state that
+transaction left, so nothing is lost and nothing is produced twice for readers with
+`isolation_level=read_committed`.
+
+One transactional producer per input partition, with the transactional id
+``<group>-<topic>-<partition>``: whoever is given the partition next initialises the
+same id, which fences the previous owner (even one that is still running) and aborts
+its unfinished transaction (KIP-98's zombie fencing; aiokafka has no KIP-447 group
+metadata, so a single producer per worker could not be fenced).
+
+State lives per input partition, written to the same partition number of each
+table's changelog: whoever owns input partition p owns its state, and restores it
+from changelog partition p before processing a record of p.
+
+A handler is a plain function ``handle(event, step)``: it reads and writes tables and
+emits events through `Step`; everything it does becomes visible only when the
+transaction commits. A handler that raises has its record dead-lettered (with the
+reason) in the same transaction, and its partial writes are dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import ConsumerStoppedError, KafkaError, ProducerFenced
+from mode import Service
+
+from deskstream.contract import Contract, SchemaViolation
+from deskstream.events import Event, EventDecodeError
+from deskstream.metrics import ServiceMetrics
+from deskstream.settings import KafkaSettings
+from deskstream.topics import DEADLETTER, changelog_topic
+
+log = logging.getLogger(__name__)
+
+# How long a transaction left open by a dead worker can hold back read_committed
+# readers of the topics it wrote, if nobody takes its partitions over (a restart
+# takes them over at once and aborts it).
+TRANSACTION_TIMEOUT_MS = 15_000
+MAX_RECORDS_PER_TRANSACTION = 500
+RETRY_BACKOFF_SECONDS = 1.0
+
+Handler = Callable[[Event, "Step"], None]
+DeadLetter = Callable[[str, str, bytes, bytes | None], Event]
+
+
+class Store:
+    """The committed state of one input partition: table name -> key -> value."""
+
+    def __init__(self, tables: tuple[str, ...]) -> None:
+        self.tables: dict[str, dict[str, Any]] = {name: {} for name in tables}
+
+    def apply(self, table: str, key: str, value: Any) -> None:
+        if value is None:
+            self.tables[table].pop(key, None)
+        else:
+            self.tables[table][key] = value
+
+
+@dataclass
+class Changes:
+    """What handling some records did, not yet committed: table writes (last value
+    per key wins, None deletes), records to produce, effects to run after commit."""
+
+    writes: dict[tuple[str, str], Any] = field(default_factory=dict)
+    sends: list[tuple[str, str, Event]] = field(default_factory=list)
+    effects: list[Callable[[], None]] = field(default_factory=list)
+
+    def absorb(self, other: "Changes") -> None:
+        self.writes.update(other.writes)
+        self.sends.extend(other.sends)
+        self.effects.extend(other.effects)
+
+
+class TableView:
+    """One table as a handler sees it: the committed state of the partition, with
+    this transaction's writes on top; `everywhere` adds the other partitions this
+    worker holds (read-only, committed), for decisions that need all of them."""
+
+    def __init__(self, name: str, store: Store, pending: list[Changes], everywhere: Callable[[], Iterator[Store]]) -> None:
+        self.name = name
+        self._store = store
+        self._pending = pending  # outermost first; the last one takes this record's writes
+        self._everywhere = everywhere
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for changes in reversed(self._pending):
+            if (self.name, key) in changes.writes:
+                value = changes.writes[(self.name, key)]
+                return default if value is None else value
+        return self._store.tables[self.name].get(key, default)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._pending[-1].writes[(self.name, key)] = value
+
+    def __delitem__(self, key: str) -> None:
+        self._pending[-1].writes[(self.name, key)] = None
+
+    def values(self) -> list[Any]:
+        """Every value this worker holds, with this transaction's writes applied."""
+        merged: dict[str, Any] = {}
+        for store in self._everywhere():
+            if store is not self._store:
+                merged.update(store.tables[self.name])
+        merged.update(self._store.tables[self.name])
+        for changes in self._pending:
+            for (table, key), value in changes.writes.items():
+                if table == self.name:
+                    merged[key] = value
+        return [value for value in merged.values() if value is not None]
+
+
+class Step:
+    """What a handler may do while handling one record."""
+
+    def __init__(self, processor: "Processor", store: Store, pending: list[Changes]) -> None:
+        self._processor = processor
+        self._store = store
+        self._pending = pending
+
+    def table(self, name: str) -> TableView:
+        if name not in self._store.tables:
+            raise KeyError(f"{self._processor.name} has no table {name!r}")
+        return TableView(name, self._store, self._pending, self._processor.stores)
+
+    def emit(self, topic: str, key: str, event: Event) -> None:
+        """Produce `event` in this transaction (validated against the contract now)."""
+        self._processor.contract.check(event)
+        self._pending[-1].sends.append((topic, key, event))
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Run `effect` once the transaction has committed (never if it aborts)."""
+        self._pending[-1].effects.append(effect)
+
+
+class Processor(Service):
+    """One hop: `source` topic in, `handler` applied to each event in transactions."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        group_id: str,
+        service: str,
+        source: str,
+        handler: Handler,
+        tables: tuple[str, ...],
+        kafka: KafkaSettings,
+        contract: Contract,
+        metrics: ServiceMetrics,
+        deadletter: DeadLetter,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.group_id = group_id
+        self.service = service
+        self.source = source
+        self.handler = handler
+        self.table_names = tables
+        self.kafka = kafka
+        self.contract = contract
+        self.metrics = metrics
+        self.deadletter_event = deadletter
+        self._stores: dict[int, Store] = {}
+        self._producers: dict[int, AIOKafkaProducer] = {}
+        self._next_offset: dict[int, int] = {}
+        self._lock = asyncio.Lock()  # held while a batch is handled and while partitions move
+        self._consumer: AIOKafkaConsumer | None = None
+        self._rebalancing = True
+
+    # -- what the rest of the service reads -------------------------------------------------
+
+    def stores(self) -> Iterator[Store]:
+        return iter(list(self._stores.values()))
+
+    def lookup(self, table: str, key: str) -> Any:
+        """The committed value of `key` in `table`, whichever partition holds it."""
+        for store in self.stores():
+            if key in store.tables[table]:
+                return store.tables[table][key]
+        return None
+
+    def values(self, table: str) -> list[Any]:
+        return [value for store in self.stores() for value in store.tables[table].values()]
+
+    def ready(self) -> bool:
+        """Joined, assigned, and every assigned partition's state restored."""
+        return not self._rebalancing and bool(self._producers)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap,
+            group_id=self.group_id,
+            client_id=f"{self.group_id}",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
+            rebalance_timeout_ms=10_000,
+            max_poll_interval_ms=60_000,
+        )
+        await self._consumer.start()
+        self._consumer.subscribe([self.source], listener=_Listener(self))
+        self.add_future(self._consume())
+
+    async def on_stop(self) -> None:
+        # The batch in hand is finished (or its transaction aborted by the broker
+        # later); then the group is left at once so a successor gets the partitions.
+        async with self._lock:
+            if self._consumer is not None:
+                await self._consumer.stop()
+            for partition in list(self._producers):
+                await self._release(partition)
+
+    # -- partitions moving --------------------------------------------------------------------
+
+    async def _revoked(self, revoked: list[TopicPartition]) -> None:
+        self._rebalancing = True
+        async with self._lock:
+            for tp in revoked:
+                await self._release(tp.partition)
+
+    async def _assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self._lock:
+            await self._take([tp for tp in assigned if tp.partition not in self._producers])
+        self._rebalancing = False
+
+    async def _take(self, tps: list[TopicPartition]) -> None:
+        """Own partitions `tps`: fence their previous owner, restore their state, and
+        start from the offsets their last committed transaction recorded."""
+        if not tps:
+            return
+        producers = {tp.partition: self._producer(tp) for tp in tps}
+        await asyncio.gather(*(self._fence(producer) for producer in producers.values()))
+        self._producers.update(producers)
+        self._stores.update(await self._restore([tp.partition for tp in tps]))
+        assert self._consumer is not None
+        for tp in tps:
+            # read after fencing: the previous owner's last transaction is settled
+            committed = await self._consumer.committed(tp)
+            self._next_offset[tp.partition] = -1 if committed is None else committed
+            if committed is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+        log.info("partitions taken", extra={"processor": self.name, "partitions": sorted(producers),
+                                            "offsets": {str(p): o for p, o in sorted(self._next_offset.items())}})
+
+    def _producer(self, tp: TopicPartition) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.kafka.bootstrap,
+            client_id=f"{self.group_id}-{tp.partition}",
+            transactional_id=f"{self.group_id}-{tp.topic}-{tp.partition}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+        )
+
+    @staticmethod
+    async def _fence(producer: AIOKafkaProducer) -> None:
+        """Start `producer`; its producer id is granted only once the coordinator has
+        fenced every older producer with the same transactional id and settled (aborted
+        or completed) the transaction it left open."""
+        await producer.start()
+        await producer.begin_transaction()
+        await producer.abort_transaction()
+
+    async def _release(self, partition: int) -> None:
+        producer = self._producers.pop(partition, None)
+        self._stores.pop(partition, None)
+        self._next_offset.pop(partition, None)
+        if producer is not None:
+            await producer.stop()
+
+    async def _restore(self, partitions: list[int]) -> dict[int, Store]:
+        """Rebuild these partitions' state from their changelogs, committed records only."""
+        stores = {partition: Store(self.table_names) for partition in partitions}
+        if not self.table_names:
+            return stores
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            client_id=f"{self.group_id}-restore",
+        )
+        await reader.start()
+        try:
+            tables = {changelog_topic(self.service, table): table for table in self.table_names}
+            tps = [TopicPartition(topic, partition) for topic in tables for partition in partitions]
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            ends = await reader.end_offsets(tps)
+            while [tp for tp in tps if await reader.position(tp) < ends[tp]]:
+                batch = await reader.getmany(timeout_ms=500, max_records=5000)
+                for tp, records in batch.items():
+                    for record in records:
+                        value = None if record.value is None else orjson.loads(record.value)
+                        stores[tp.partition].apply(tables[tp.topic], record.key.decode(), value)
+        finally:
+            await reader.stop()
+        return stores
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        assert self._consumer is not None
+        while not self.should_stop:
+            try:
+                batch = await self._consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS_PER_TRANSACTION)
+            except ConsumerStoppedError:
+                break
+            except KafkaError as error:
+                log.warning("fetch failed; retrying", extra={"processor": self.name, "error": repr(error)})
+                await self.sleep(RETRY_BACKOFF_SECONDS)
+                continue
+            if not batch:
+                continue
+            async with self._lock:
+                # Partition after partition: a handler that reads the other partitions
+                # (TableView.values) sees their committed state, never a pending one.
+                for tp, records in batch.items():
+                    if tp.partition in self._producers and not self.should_stop:
+                        await self._process(tp, records)
+
+    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        records = [r for r in records if r.offset >= self._next_offset[tp.partition]]
+        if not records:
+            return
+        store = self._stores[tp.partition]
+        batch = Changes()
+        for record in records:
+            self._handle(record, store, batch)
+        try:
+            await self._commit(tp, records[-1].offset + 1, batch)
+        except ProducerFenced:
+            log.warning("fenced: partition taken by another worker", extra={"processor": self.name, "partition": tp.partition})
+            await self._release(tp.partition)
+            return
+        except KafkaError as error:
+            log.warning("transaction failed; partition restarts from its last commit",
+                        extra={"processor": self.name, "partition": tp.partition, "error": repr(error)})
+            await self._recover(tp)
+            return
+        for (table, key), value in batch.writes.items():
+            store.apply(table, key, value)
+        self._next_offset[tp.partition] = records[-1].offset + 1
+        for topic, _, event in batch.sends:
+            self.metrics.produced(topic, event.type)
+        for effect in batch.effects:
+            try:
+                effect()
+            except Exception:
+                log.exception("after-commit effect failed", extra={"processor": self.name})
+
+    def _handle(self, record: ConsumerRecord, store: Store, batch: Changes) -> None:
+        start = time.perf_counter()
+        raw: bytes = record.value or b""
+        mine = Changes()
+        try:
+            event = Event.decode(raw)
+            self.contract.validate(event.to_dict())
+        except (EventDecodeError, SchemaViolation) as error:
+            self._dead_letter(batch, str(error), raw, record.key)
+            return
+        self.metrics.consumed(self.source, event.type)
+        try:
+            self.handler(event, Step(self, store, [batch, mine]))
+        except Exception as error:
+            log.error("event handling failed", exc_info=True, extra={"event_id": event.id, "type": event.type})
+            self._dead_letter(batch, f"processing failed: {type(error).__name__}: {error}", raw, record.key)
+        else:
+            batch.absorb(mine)
+        finally:
+            self.metrics.processing.labels(self.service, self.source).observe(time.perf_counter() - start)
+
+    def _dead_letter(self, batch: Changes, reason: str, raw: bytes, key: bytes | None) -> None:
+        event = self.deadletter_event(self.source, reason, raw, key)
+        self.metrics.failed(reason.split(":", 1)[0][:60])
+        log.warning("dead-lettered input", extra={"origin": self.source, "reason": reason[:200], "dl_id": event.id})
+        batch.sends.append((DEADLETTER, self.source, event))
+
+    async def _commit(self, tp: TopicPartition, next_offset: int, batch: Changes) -> None:
+        producer = self._producers[tp.partition]
+        async with producer.transaction():
+            for topic, key, event in batch.sends:
+                await producer.send(topic, key=key.encode(), value=event.encode())
+            for (table, key), value in batch.writes.items():
+                await producer.send(
+                    changelog_topic(self.service, table), key=key.encode(),
+                    value=None if value is None else orjson.dumps(value), partition=tp.partition,
+                )
+            await producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
+
+    async def _recover(self, tp: TopicPartition) -> None:
+        """After a failed transaction nobody knows for sure whether it committed: take the
+        partition again from what the cluster says (fresh producer, state and offset)."""
+        await self._release(tp.partition)
+        await self.sleep(RETRY_BACKOFF_SECONDS)
+        assert self._consumer is not None
+        if tp in self._consumer.assignment():
+            await self._take([tp])
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, processor: Processor) -> None:
+        self.processor = processor
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.processor._revoked(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.processor._assigned(list(assigned))
