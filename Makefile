@@ -7,11 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_UPDATED := /tmp/.deskstream-apt-updated
 
-.PHONY: run test test-fast kafka-fetch venv java-maven system-test-deps clean help
+.PHONY: run test test-fast chaos kafka-fetch venv java-maven system-test-deps clean help
 
 help:
 	@echo "make run     start a local Apache Kafka and the four services (Ctrl-C stops all)"
 	@echo "make test    install what the tests need and run the whole suite"
+	@echo "make chaos   the long delivery run: 80 random SIGTERM/SIGKILL restarts, checked record by record"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "deskstream needs Python 3.11"'
@@ -52,6 +53,11 @@ test: venv kafka-fetch system-test-deps
 # The tests that need no broker, browser or service: seconds.
 test-fast: venv
 	$(BIN)/pytest tests/unit tests/contract
+
+# The long delivery harness (tests/delivery/pipeline_chaos.py): about 10 minutes. On its
+# own local Kafka, or on KAFKA_BOOTSTRAP_SERVERS. CHAOS_ARGS="--contacts N --restarts N --seed N".
+chaos: venv kafka-fetch
+	PYTHONPATH=. $(BIN)/python -m tests.delivery.pipeline_chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf .data .pytest_cache

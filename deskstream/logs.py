@@ -27,7 +27,7 @@ class JsonFormatter(logging.Formatter):
         line.update((key, value) for key, value in vars(record).items() if key not in _STANDARD)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
+        return orjson.dumps(line, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def logging_config(level: str, service: str) -> dict[str, Any]:
@@ -36,12 +36,34 @@ def logging_config(level: str, service: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "deskstream.logs.JsonFormatter"}},
-        "filters": {"service": {"()": "deskstream.logs.ServiceFilter", "service": service}},
+        "filters": {
+            "service": {"()": "deskstream.logs.ServiceFilter", "service": service},
+            "verification_retries": {"()": "deskstream.logs.VerificationRetryFilter"},
+        },
         "handlers": {
             "stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["service"]},
         },
+        "loggers": {"aiokafka.producer.sender": {"filters": ["verification_retries"]}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
+
+
+class VerificationRetryFilter(logging.Filter):
+    """Keeps the broker's routine transaction-verification retries out of the logs.
+
+    Since Kafka 3.6 a broker checks that a transactional record's partition is in the
+    transaction (KIP-890); while the previous transaction's markers are still being
+    written it answers CONCURRENT_TRANSACTIONS, which it reports to clients of
+    aiokafka's produce version as NOT_ENOUGH_REPLICAS, a retriable error (KAFKA-14561).
+    aiokafka retries and logs a warning each time: several per transaction, all
+    expected. They are shown at DEBUG level only; a real shortage of in-sync replicas
+    still shows, as transactions that time out and are logged by the processor.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "NotEnoughReplicasError" in record.getMessage():
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
 
 
 class ServiceFilter(logging.Filter):

@@ -182,6 +182,7 @@ class Processor(Service):
         self._lock = asyncio.Lock()  # held while a batch is handled and while partitions move
         self._consumer: AIOKafkaConsumer | None = None
         self._rebalancing = True
+        self._stopping = False
 
     # -- what the rest of the service reads -------------------------------------------------
 
@@ -222,11 +223,14 @@ class Processor(Service):
         self.add_future(self._consume())
 
     async def on_stop(self) -> None:
-        # The batch in hand is finished (or its transaction aborted by the broker
-        # later); then the group is left at once so a successor gets the partitions.
+        self._stopping = True
         async with self._lock:
-            if self._consumer is not None:
-                await self._consumer.stop()
+            pass  # the batch in hand finishes (commits or aborts) first
+        # Not under the lock: leaving the group may wait for a rebalance callback,
+        # and the callbacks take the lock (they return at once while stopping).
+        if self._consumer is not None:
+            await self._consumer.stop()
+        async with self._lock:
             for partition in list(self._producers):
                 await self._release(partition)
 
@@ -239,6 +243,8 @@ class Processor(Service):
                 await self._release(tp.partition)
 
     async def _assigned(self, assigned: list[TopicPartition]) -> None:
+        if self._stopping:
+            return
         async with self._lock:
             await self._take([tp for tp in assigned if tp.partition not in self._producers])
         self._rebalancing = False

@@ -51,10 +51,9 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-# Each service's tables, whose changelog topics are created here too: a changelog that
-# Faust creates itself at start-up can be missing from the worker's metadata for a
-# moment, and Faust then refuses the table's first write (PartitionsMismatch), which
-# lost a chat acknowledgement in a test run. Created beforehand, it is always there.
+# Each service's tables, whose compacted changelog topics are created here too: a hop
+# writes a table's changes to the changelog partition numbered like the input
+# partition, so the changelog must exist, with the same partition count, beforehand.
 TABLES: dict[str, tuple[str, ...]] = {
     "intake": ("threads", "chat_outboxes"),
     "router": ("tickets",),
@@ -64,7 +63,7 @@ TABLES: dict[str, tuple[str, ...]] = {
 
 
 def app_id(service: str) -> str:
-    """The Faust app id (and consumer group) of a service."""
+    """The Faust app id of a service, and the prefix of its hops' consumer groups."""
     return f"deskstream-{service}"
 
 

@@ -24,45 +24,27 @@ from deskstream.settings import PROJECT_ROOT
 SERVICES = ("intake", "router", "notifier", "feedback")
 
 
-class ServiceProcess:
-    """One service's worker, started with `deskstream run NAME` on its own port."""
+class ChildProcess:
+    """A worker run as a child process (it dies with the test), logging to a file,
+    stopped with real signals."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log_path: Path) -> None:
         self.name = name
+        self.command = command
         self.env = env
-        self.port = int(env[f"{name.upper()}_HTTP_PORT"])
-        self.log_path = log_dir / f"{name}.log"
+        self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "ServiceProcess":
+    def start(self) -> "ChildProcess":
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {self.starts} ---\n".encode())
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "deskstream.cli", "run", self.name],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT,
-                preexec_fn=die_with_parent,
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=PROJECT_ROOT, preexec_fn=die_with_parent,
             )
         return self
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {self.log_path}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready in {timeout:.0f} s:\n{self.log_tail()}")
 
     def signal(self, signum: int) -> float:
         """Send a signal and wait for the process to end; return how long it took."""
@@ -86,6 +68,36 @@ class ServiceProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class ServiceProcess(ChildProcess):
+    """One service's worker, started with `deskstream run NAME` on its own port."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        super().__init__(name, [sys.executable, "-m", "deskstream.cli", "run", name], env, log_dir / f"{name}.log")
+        self.port = int(env[f"{name.upper()}_HTTP_PORT"])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ServiceProcess":
+        super().start()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready in {timeout:.0f} s:\n{self.log_tail()}")
 
 
 def service_env(bootstrap: str, data_dir: Path, **extra: str) -> dict[str, str]:

@@ -132,6 +132,7 @@ class Report:
     contacts: int
     tickets: int
     restarts: list[tuple[str, str, float]] = field(default_factory=list)  # service, signal, seconds to stop
+    unclean_stops: list[str] = field(default_factory=list)  # SIGTERM stops that did not exit with 0
     missing: dict[str, list[str]] = field(default_factory=dict)
     doubled: dict[str, list[str]] = field(default_factory=dict)
     unexpected: dict[str, list[str]] = field(default_factory=dict)
@@ -142,7 +143,13 @@ class Report:
     @property
     def clean(self) -> bool:
         return not (any(self.missing.values()) or any(self.doubled.values()) or any(self.unexpected.values())
-                    or self.table_errors or self.deadletters)
+                    or self.table_errors or self.deadletters or self.unclean_stops)
+
+    def note_exit(self, service: ServiceProcess, signum: int) -> None:
+        """A SIGTERM must end in an orderly exit (0), not the 9 s watchdog (143) or a crash."""
+        assert service.process is not None
+        if signum == signal.SIGTERM and service.process.returncode != 0:
+            self.unclean_stops.append(f"{service.name} exited {service.process.returncode} (see {service.log_path})")
 
     def restarts_by_service(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {name: {"SIGTERM": 0, "SIGKILL": 0} for name in SERVICES}
@@ -157,7 +164,8 @@ class Report:
             "slowest_sigterm_stop_s": round(max((t for _, s, t in self.restarts if s != "SIGKILL"), default=0.0), 2),
             "missing": {t: len(v) for t, v in self.missing.items()}, "doubled": {t: len(v) for t, v in self.doubled.items()},
             "unexpected": {t: len(v) for t, v in self.unexpected.items()}, "table_errors": len(self.table_errors),
-            "deadletters": self.deadletters, "seconds": round(self.seconds), "clean": self.clean,
+            "deadletters": self.deadletters, "unclean_stops": self.unclean_stops,
+            "seconds": round(self.seconds), "clean": self.clean,
             "first_problems": {k: v for k, v in (("missing", _first(self.missing)), ("doubled", _first(self.doubled)),
                                                   ("unexpected", _first(self.unexpected)),
                                                   ("tables", self.table_errors[:5])) if v},
@@ -277,6 +285,7 @@ async def chaos_run(bootstrap: str, work: Path, threads: int, restarts: int, see
             await asyncio.sleep(rng.uniform(0.5, 4.0))
             took = await asyncio.to_thread(services[name].signal, signum)
             report.restarts.append((name, signal.Signals(signum).name, took))
+            report.note_exit(services[name], signum)
             services[name].start()
             if rng.random() < 0.5:  # half the time the next stop may catch it still starting
                 await asyncio.to_thread(services[name].wait_ready, 90)
@@ -289,6 +298,7 @@ async def chaos_run(bootstrap: str, work: Path, threads: int, restarts: int, see
             took = service.stop()
             if took is not None:
                 report.restarts.append((service.name, "final SIGTERM", took))
+                report.note_exit(service, signal.SIGTERM)
     await compare(bootstrap, expected, report)
     report.seconds = time.monotonic() - started
     return report

@@ -7,7 +7,6 @@ import collections
 import random
 import re
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -17,8 +16,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from deskstream.localkafka import die_with_parent, free_port
-from deskstream.settings import PROJECT_ROOT
+from deskstream.localkafka import free_port
+from tests.harness import ChildProcess
 
 PARTITIONS = 4
 
@@ -71,38 +70,19 @@ async def read_all(bootstrap: str, topic: str) -> list[tuple[int, int, bytes]]:
     return rows
 
 
-class ForwardWorker:
+class ForwardWorker(ChildProcess):
     """tests/delivery/forward_app.py as a subprocess."""
 
     def __init__(self, bootstrap: str, work: Path, source: str, sink: str, delay: float,
                  extra_env: dict[str, str] | None = None) -> None:
-        self.log_path = work / "worker.log"
-        self.env = {
+        env = {
             "PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "DESKSTREAM_DATA_DIR": str(work), "DELIVERY_APP": f"delivery-{uuid.uuid4().hex[:8]}",
             "DELIVERY_HTTP_PORT": str(free_port()), "DELIVERY_IN": source, "DELIVERY_OUT": sink,
             "DELIVERY_DELAY": str(delay), "KAFKA_TOPIC_PARTITIONS": str(PARTITIONS),
             **(extra_env or {}),
         }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.delivery.forward_app"], env=self.env, cwd=PROJECT_ROOT,
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
-            )
-
-    def stop(self, signum: int) -> float:
-        assert self.process is not None
-        start = time.monotonic()
-        self.process.send_signal(signum)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        return time.monotonic() - start
+        super().__init__("forward", [sys.executable, "-m", "tests.delivery.forward_app"], env, work / "worker.log")
 
     def table_totals(self) -> list[int]:
         return [int(n) for n in re.findall(r"TABLE_TOTAL=(\d+)", self.log_path.read_text(errors="replace"))]
@@ -124,7 +104,7 @@ async def restart_run(bootstrap: str, work: Path, records: int, restarts: int, s
     for n in range(restarts):
         await asyncio.sleep(rng.uniform(3.0, 6.0))
         signum = signals[n % len(signals)]
-        took = await asyncio.to_thread(worker.stop, signum)
+        took = await asyncio.to_thread(worker.signal, signum)
         outcome.stops.append((signal.Signals(signum).name, took))
         worker.start()
     deadline = time.monotonic() + 120
@@ -137,7 +117,7 @@ async def restart_run(bootstrap: str, work: Path, records: int, restarts: int, s
         if steady and totals[-1] >= records or len(totals) >= 5 and totals[-1] == totals[-5]:
             break
     outcome.table_total = (worker.table_totals() or [None])[-1]
-    outcome.stops.append(("TERM", await asyncio.to_thread(worker.stop, signal.SIGTERM)))
+    outcome.stops.append(("TERM", await asyncio.to_thread(worker.signal, signal.SIGTERM)))
     sent = {value: (p, o) for p, o, value in await read_all(bootstrap, source)}
     seen = collections.Counter(value for _, _, value in await read_all(bootstrap, sink))
     outcome.received = sum(seen.values())

@@ -1,0 +1,109 @@
+"""What a handler sees and leaves behind within one transaction (deskstream.processor),
+without a broker: writes are visible to later records of the same batch, a failing
+record's writes and sends vanish, and nothing touches the committed state until the
+transaction commits."""
+from __future__ import annotations
+
+import pytest
+
+from deskstream.events import Event
+from deskstream.processor import Changes, Step, Store, TableView
+
+
+class FakeContract:
+    def __init__(self) -> None:
+        self.checked: list[str] = []
+
+    def check(self, event: Event) -> Event:
+        self.checked.append(event.id)
+        return event
+
+
+class FakeProcessor:
+    name = "test"
+
+    def __init__(self, *stores: Store) -> None:
+        self.contract = FakeContract()
+        self._stores = stores
+
+    def stores(self):
+        return iter(self._stores)
+
+
+def event(event_id: str) -> Event:
+    return Event(type="ticket.created", source="test", id=event_id, data={})
+
+
+def test_a_write_is_read_back_in_the_same_transaction_but_not_committed():
+    store = Store(("threads",))
+    store.apply("threads", "a", 1)
+    batch, record = Changes(), Changes()
+    view = TableView("threads", store, [batch, record], lambda: iter([store]))
+
+    view["a"] = 2
+    view["b"] = 3
+
+    assert (view.get("a"), view.get("b")) == (2, 3)
+    assert store.tables["threads"] == {"a": 1}
+    assert record.writes == {("threads", "a"): 2, ("threads", "b"): 3}
+
+
+def test_a_deleted_key_reads_as_missing_and_is_written_as_a_tombstone():
+    store = Store(("threads",))
+    store.apply("threads", "a", 1)
+    record = Changes()
+    view = TableView("threads", store, [Changes(), record], lambda: iter([store]))
+
+    del view["a"]
+
+    assert view.get("a", "gone") == "gone"
+    assert record.writes == {("threads", "a"): None}
+    assert view.values() == []
+
+
+def test_values_span_the_partitions_the_worker_holds_with_pending_writes_on_top():
+    mine, other = Store(("tickets",)), Store(("tickets",))
+    other.apply("tickets", "T-2", {"n": 2})
+    mine.apply("tickets", "T-1", {"n": 1})
+    view = TableView("tickets", mine, [Changes()], lambda: iter([mine, other]))
+
+    view["T-3"] = {"n": 3}
+
+    assert sorted(v["n"] for v in view.values()) == [1, 2, 3]
+
+
+def test_a_record_that_fails_leaves_no_trace_when_its_changes_are_not_absorbed():
+    store = Store(("threads",))
+    batch = Changes()
+    first = Changes()
+    Step(FakeProcessor(store), store, [batch, first]).table("threads")["a"] = 1
+    batch.absorb(first)
+    failing = Changes()
+    step = Step(FakeProcessor(store), store, [batch, failing])
+    step.table("threads")["a"] = 99
+    step.emit("tickets.events", "T-1", event("e-1"))
+    # the processor drops `failing` (and dead-letters the record) instead of absorbing it
+
+    assert batch.writes == {("threads", "a"): 1}
+    assert batch.sends == []
+
+
+def test_emit_validates_at_once_and_after_commit_effects_wait():
+    store = Store(())
+    processor = FakeProcessor(store)
+    record = Changes()
+    ran: list[str] = []
+    step = Step(processor, store, [Changes(), record])
+
+    step.emit("tickets.events", "T-1", event("e-1"))
+    step.after_commit(lambda: ran.append("pushed"))
+
+    assert processor.contract.checked == ["e-1"]
+    assert [(t, k, e.id) for t, k, e in record.sends] == [("tickets.events", "T-1", "e-1")]
+    assert ran == [] and len(record.effects) == 1
+
+
+def test_a_table_the_hop_does_not_declare_is_refused():
+    store = Store(("threads",))
+    with pytest.raises(KeyError):
+        Step(FakeProcessor(store), store, [Changes()]).table("tickets")
