@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import ConsumerStoppedError, KafkaError, ProducerFenced
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from mode import Service
 
 from deskstream.contract import Contract, SchemaViolation
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 TRANSACTION_TIMEOUT_MS = 15_000
 MAX_RECORDS_PER_TRANSACTION = 500
 RETRY_BACKOFF_SECONDS = 1.0
+# Within the 9 s a worker has to stop (deskstream.faustapp.Worker).
+CONSUMER_STOP_SECONDS = 2.0
 
 Handler = Callable[[Event, "Step"], None]
 DeadLetter = Callable[[str, str, bytes, bytes | None], Event]
@@ -201,7 +203,10 @@ class Processor(Service):
 
     def ready(self) -> bool:
         """Joined, assigned, and every assigned partition's state restored."""
-        return not self._rebalancing and bool(self._producers)
+        if self._rebalancing or self._consumer is None:
+            return False
+        assigned = {tp.partition for tp in self._consumer.assignment()}
+        return bool(assigned) and assigned <= set(self._producers)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -229,7 +234,16 @@ class Processor(Service):
         # Not under the lock: leaving the group may wait for a rebalance callback,
         # and the callbacks take the lock (they return at once while stopping).
         if self._consumer is not None:
-            await self._consumer.stop()
+            stopping = asyncio.ensure_future(self._consumer.stop())
+            try:
+                await asyncio.wait_for(asyncio.shield(stopping), CONSUMER_STOP_SECONDS)
+            except asyncio.TimeoutError:
+                # aiokafka lets a JoinGroup in flight finish before it leaves, and a
+                # join waits for the members of a crashed worker to time out (up to
+                # the session timeout). A joining consumer holds no partitions and
+                # every offset is in a committed transaction: nothing to hand back.
+                log.warning("consumer still joining its group; leaving without waiting",
+                            extra={"processor": self.name, "after_s": CONSUMER_STOP_SECONDS})
         async with self._lock:
             for partition in list(self._producers):
                 await self._release(partition)
@@ -245,8 +259,15 @@ class Processor(Service):
     async def _assigned(self, assigned: list[TopicPartition]) -> None:
         if self._stopping:
             return
-        async with self._lock:
-            await self._take([tp for tp in assigned if tp.partition not in self._producers])
+        try:
+            async with self._lock:
+                await self._take([tp for tp in assigned if tp.partition not in self._producers])
+        except Exception as error:
+            # aiokafka would log a failed callback and carry on with the partitions
+            # assigned but never processed: better that the worker exits and restarts.
+            log.error("partitions not taken; the worker stops", extra={"processor": self.name, "error": repr(error)})
+            await self.crash(error)
+            return
         self._rebalancing = False
 
     async def _take(self, tps: list[TopicPartition]) -> None:
@@ -357,10 +378,6 @@ class Processor(Service):
             self._handle(record, store, batch)
         try:
             await self._commit(tp, records[-1].offset + 1, batch)
-        except ProducerFenced:
-            log.warning("fenced: partition taken by another worker", extra={"processor": self.name, "partition": tp.partition})
-            await self._release(tp.partition)
-            return
         except KafkaError as error:
             log.warning("transaction failed; partition restarts from its last commit",
                         extra={"processor": self.name, "partition": tp.partition, "error": repr(error)})
@@ -418,7 +435,9 @@ class Processor(Service):
 
     async def _recover(self, tp: TopicPartition) -> None:
         """After a failed transaction nobody knows for sure whether it committed: take the
-        partition again from what the cluster says (fresh producer, state and offset)."""
+        partition again from what the cluster says (fresh producer, state and offset).
+        If another worker fenced this one (ProducerFenced), the group has given it the
+        partition, and the revocation that follows leaves nothing to take back."""
         await self._release(tp.partition)
         await self.sleep(RETRY_BACKOFF_SECONDS)
         assert self._consumer is not None
