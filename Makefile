@@ -7,12 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_UPDATED := /tmp/.deskstream-apt-updated
 
-.PHONY: run test test-fast chaos kafka-fetch venv java-maven system-test-deps clean help
+.PHONY: run test test-fast chaos bench kafka-fetch venv java-maven system-test-deps clean help
 
 help:
 	@echo "make run     start a local Apache Kafka and the four services (Ctrl-C stops all)"
 	@echo "make test    install what the tests need and run the whole suite"
 	@echo "make chaos   the long delivery run: 80 random SIGTERM/SIGKILL restarts, checked record by record"
+	@echo "make bench   benchmarks (figures as ratios against a baseline measured in the same run)"
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "deskstream needs Python 3.11"'
@@ -58,6 +59,10 @@ test-fast: venv
 # own local Kafka, or on KAFKA_BOOTSTRAP_SERVERS. CHAOS_ARGS="--contacts N --restarts N --seed N".
 chaos: venv kafka-fetch
 	PYTHONPATH=. $(BIN)/python -m tests.delivery.pipeline_chaos $(CHAOS_ARGS)
+
+# Benchmarks: speed is measured here, never asserted in tests.
+bench: venv kafka-fetch
+	PYTHONPATH=. $(BIN)/python -m bench.hop_throughput $(BENCH_ARGS)
 
 clean:
 	rm -rf .data .pytest_cache

@@ -2,7 +2,8 @@
 
     PYTHONPATH=. .venv/bin/python -m tests.delivery.compare VARIANT SIGNAL RESTARTS [SEED] [--out FILE] [--bootstrap B]
 
-VARIANT: baseline | safe_seek | wait_empty | safe_seek+wait_empty.
+VARIANT: baseline | safe_seek | wait_empty | safe_seek+wait_empty (Faust agents) |
+processor (the same forwarder as a deskstream hop, tests/delivery/forward_processor_app.py).
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from pathlib import Path
 
 from tests.delivery.restarts import restart_run
 
+# variant: (forwarder, environment)
 VARIANTS = {
-    "baseline": {},
-    "safe_seek": {"DELIVERY_TRANSPORT": "safe_seek"},
-    "wait_empty": {"DELIVERY_WAIT_EMPTY": "1"},
-    "safe_seek+wait_empty": {"DELIVERY_TRANSPORT": "safe_seek", "DELIVERY_WAIT_EMPTY": "1"},
+    "baseline": ("faust", {}),
+    "safe_seek": ("faust", {"DELIVERY_TRANSPORT": "safe_seek"}),
+    "wait_empty": ("faust", {"DELIVERY_WAIT_EMPTY": "1"}),
+    "safe_seek+wait_empty": ("faust", {"DELIVERY_TRANSPORT": "safe_seek", "DELIVERY_WAIT_EMPTY": "1"}),
+    "processor": ("processor", {}),
 }
 
 
@@ -38,7 +41,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix=f"delivery-{args.variant}-{args.signal}-"))
     started = time.time()
     out = asyncio.run(restart_run(args.bootstrap, work, args.records, args.restarts, (sig,), delay=0.002,
-                                  seed=args.seed, extra_env=VARIANTS[args.variant]))
+                                  seed=args.seed, extra_env=VARIANTS[args.variant][1], app=VARIANTS[args.variant][0]))
     row = {"variant": args.variant, "signal": args.signal, "restarts": args.restarts, "seed": args.seed,
            "sent": out.sent, "received": out.received, "missing": len(out.missing), "doubled": len(out.doubled),
            "table_total": out.table_total, "max_stop_s": round(max((t for _, t in out.stops[:-1]), default=0.0), 1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import random
 import re
 import signal
@@ -17,6 +18,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deskstream.localkafka import free_port
+from deskstream.topics import changelog_topic
+from tests.delivery.pipeline_chaos import contacts_for
 from tests.harness import ChildProcess
 
 PARTITIONS = 4
@@ -37,20 +40,34 @@ class Outcome:
                 f"stops {[(s, round(t, 1)) for s, t in self.stops]}")
 
 
-async def create_topics(bootstrap: str, *names: str) -> None:
+# The forwarder, as a Faust agent or as a deskstream hop: the same work on the same records.
+APPS = {"faust": "tests.delivery.forward_app", "processor": "tests.delivery.forward_processor_app"}
+
+
+async def create_topics(bootstrap: str, *names: str, configs: dict[str, str] | None = None) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in names])
+        await admin.create_topics([NewTopic(name, PARTITIONS, 1, topic_configs=configs or {}) for name in names])
     finally:
         await admin.close()
+
+
+def distinct_records(count: int) -> list[tuple[bytes, bytes]]:
+    """`count` distinct (key, value) records over 100 keys; each value is a valid
+    contact.received event (what a deskstream hop accepts), with its own id."""
+    template = contacts_for("delivery-fill", 1)[0]
+    return [
+        (str(n % 100).encode(), dataclasses.replace(template, id=f"rec-{n:07d}", subject=str(n % 100)).encode())
+        for n in range(count)
+    ]
 
 
 async def fill(bootstrap: str, topic: str, count: int) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
     await producer.start()
     try:
-        sends = [await producer.send(topic, key=str(n % 100).encode(), value=b"%d" % n) for n in range(count)]
+        sends = [await producer.send(topic, key=key, value=value) for key, value in distinct_records(count)]
         await asyncio.gather(*sends)
     finally:
         await producer.stop()
@@ -74,31 +91,43 @@ class ForwardWorker(ChildProcess):
     """tests/delivery/forward_app.py as a subprocess."""
 
     def __init__(self, bootstrap: str, work: Path, source: str, sink: str, delay: float,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, app: str = "faust") -> None:
+        self.app_name = f"delivery-{uuid.uuid4().hex[:8]}"
         env = {
             "PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "DESKSTREAM_DATA_DIR": str(work), "DELIVERY_APP": f"delivery-{uuid.uuid4().hex[:8]}",
+            "DESKSTREAM_DATA_DIR": str(work), "DELIVERY_APP": self.app_name,
             "DELIVERY_HTTP_PORT": str(free_port()), "DELIVERY_IN": source, "DELIVERY_OUT": sink,
             "DELIVERY_DELAY": str(delay), "KAFKA_TOPIC_PARTITIONS": str(PARTITIONS),
             **(extra_env or {}),
         }
-        super().__init__("forward", [sys.executable, "-m", "tests.delivery.forward_app"], env, work / "worker.log")
+        super().__init__("forward", [sys.executable, "-m", APPS[app]], env, work / "worker.log")
 
     def table_totals(self) -> list[int]:
-        return [int(n) for n in re.findall(r"TABLE_TOTAL=(\d+)", self.log_path.read_text(errors="replace"))]
+        """What the running worker (its latest start) has reported, a second apart."""
+        latest = self.log_path.read_text(errors="replace").rsplit("--- start ", 1)[-1]
+        return [int(n) for n in re.findall(r"TABLE_TOTAL=(\d+)", latest)]
 
 
-async def restart_run(bootstrap: str, work: Path, records: int, restarts: int, signals: tuple[int, ...],
-                      delay: float = 0.0, seed: int | None = None,
-                      extra_env: dict[str, str] | None = None) -> Outcome:
-    """Push `records` distinct records through the forwarder, stopping and restarting
-    it `restarts` times at random moments with the given signals (cycled), and compare."""
-    rng = random.Random(seed)
+async def prepare(bootstrap: str, work: Path, records: int, delay: float = 0.0,
+                  extra_env: dict[str, str] | None = None, app: str = "faust") -> tuple[ForwardWorker, str, str]:
+    """Fresh input and output topics, the input filled; the forwarder, not started yet."""
     run = uuid.uuid4().hex[:8]
     source, sink = f"delivery.in.{run}", f"delivery.out.{run}"
     await create_topics(bootstrap, source, sink)
     await fill(bootstrap, source, records)
-    worker = ForwardWorker(bootstrap, work, source, sink, delay, extra_env)
+    worker = ForwardWorker(bootstrap, work, source, sink, delay, extra_env, app)
+    if app == "processor":
+        await create_topics(bootstrap, changelog_topic(worker.app_name, "counts"), configs={"cleanup.policy": "compact"})
+    return worker, source, sink
+
+
+async def restart_run(bootstrap: str, work: Path, records: int, restarts: int, signals: tuple[int, ...],
+                      delay: float = 0.0, seed: int | None = None,
+                      extra_env: dict[str, str] | None = None, app: str = "faust") -> Outcome:
+    """Push `records` distinct records through the forwarder, stopping and restarting
+    it `restarts` times at random moments with the given signals (cycled), and compare."""
+    rng = random.Random(seed)
+    worker, source, sink = await prepare(bootstrap, work, records, delay, extra_env, app)
     outcome = Outcome(sent=records, received=0)
     worker.start()
     for n in range(restarts):
@@ -111,10 +140,11 @@ async def restart_run(bootstrap: str, work: Path, records: int, restarts: int, s
     while time.monotonic() < deadline:
         await asyncio.sleep(2)
         totals = worker.table_totals()
-        # done when every record is counted, or when the count has stopped moving
-        # (a run that lost records never gets there)
+        # done when every record is counted, or when the count has not moved for 20 s
+        # (a run that lost records never gets there; a worker still rejoining its
+        # group after a SIGKILL, up to the 10 s session timeout, is not stalled)
         steady = len(totals) >= 3 and totals[-1] == totals[-3]
-        if steady and totals[-1] >= records or len(totals) >= 5 and totals[-1] == totals[-5]:
+        if steady and totals[-1] >= records or len(totals) >= 20 and totals[-1] == totals[-20]:
             break
     outcome.table_total = (worker.table_totals() or [None])[-1]
     outcome.stops.append(("TERM", await asyncio.to_thread(worker.signal, signal.SIGTERM)))
