@@ -40,10 +40,13 @@ kafka/lib/.fetched: kafka/pom.xml
 
 kafka-fetch: kafka/lib/.fetched
 
-# Tests also need a real browser (Debian's chromium, driven by Playwright).
+# Tests also need a real browser (Debian's chromium, driven by Playwright) and a real
+# IMAP server (Debian's Dovecot; the tests run their own, never the system's).
 system-test-deps:
 	@test -x /usr/bin/chromium || \
 	  { $(MAKE) $(APT_UPDATED) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@test -x /usr/sbin/dovecot || \
+	  { $(MAKE) $(APT_UPDATED) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; }
 
 run: venv kafka-fetch
 	$(BIN)/deskstream up
@@ -61,8 +64,9 @@ chaos: venv kafka-fetch
 	PYTHONPATH=. $(BIN)/python -m tests.delivery.pipeline_chaos $(CHAOS_ARGS)
 
 # Benchmarks: speed is measured here, never asserted in tests.
-bench: venv kafka-fetch
+bench: venv kafka-fetch system-test-deps
 	PYTHONPATH=. $(BIN)/python -m bench.hop_throughput $(BENCH_ARGS)
+	PYTHONPATH=. $(BIN)/python -m bench.mail_intake
 
 clean:
 	rm -rf .data .pytest_cache

@@ -24,7 +24,7 @@ from mode import Service
 from deskstream.contract import Contract, default_contract
 from deskstream.events import Event, stable_id, utcnow
 from deskstream.metrics import ServiceMetrics
-from deskstream.processor import Handler, Processor
+from deskstream.processor import MAX_RECORDS_PER_TRANSACTION, Handler, Processor
 from deskstream.settings import KafkaSettings, ServiceSettings
 from deskstream.topics import TABLES, app_id
 
@@ -73,11 +73,15 @@ class Pipeline:
         self.publisher = Publisher(self.kafka, client_id=f"{app_id(self.service)}-publisher")
         app.add_dependency(self.publisher)
 
-    def processor(self, name: str, *, source: str, tables: tuple[str, ...] = ()) -> Callable[[Handler], Processor]:
+    def processor(
+        self, name: str, *, source: str, tables: tuple[str, ...] = (), max_batch: int = MAX_RECORDS_PER_TRANSACTION
+    ) -> Callable[[Handler], Processor]:
         """Run the decorated handler on every event of `source`, in transactions.
 
         `name` makes the consumer group (``deskstream-<service>.<name>``) and the
         transactional ids: renaming a hop starts it again from the oldest record.
+        A hop that calls the outside world per record takes smaller batches
+        (`max_batch`), so that a batch stays well within the consumer's poll interval.
         """
         unknown = set(tables) - set(TABLES.get(self.service, ()))
         if unknown:
@@ -95,6 +99,7 @@ class Pipeline:
                 contract=self.contract,
                 metrics=self.metrics,
                 deadletter=functools.partial(deadletter_event, self.source),
+                max_batch=max_batch,
             )
             self.processors[name] = processor
             self.app.add_dependency(processor)

@@ -22,16 +22,20 @@ from changelog partition p before processing a record of p.
 
 A handler is a plain function ``handle(event, step)``: it reads and writes tables and
 emits events through `Step`; everything it does becomes visible only when the
-transaction commits. A handler that raises has its record dead-lettered (with the
+transaction commits. A hop whose work is a call to the outside world (sending an
+e-mail) may be a coroutine function instead: a crash after the call and before the
+commit repeats the call on restart, so such calls must carry an idempotency key
+(an e-mail's Message-ID). A handler that raises has its record dead-lettered (with the
 reason) in the same transaction, and its partial writes are dropped.
 """
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -56,7 +60,7 @@ RETRY_BACKOFF_SECONDS = 1.0
 # Within the 9 s a worker has to stop (deskstream.faustapp.Worker).
 CONSUMER_STOP_SECONDS = 2.0
 
-Handler = Callable[[Event, "Step"], None]
+Handler = Callable[[Event, "Step"], None | Awaitable[None]]
 DeadLetter = Callable[[str, str, bytes, bytes | None], Event]
 
 
@@ -165,6 +169,7 @@ class Processor(Service):
         contract: Contract,
         metrics: ServiceMetrics,
         deadletter: DeadLetter,
+        max_batch: int = MAX_RECORDS_PER_TRANSACTION,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -178,6 +183,7 @@ class Processor(Service):
         self.contract = contract
         self.metrics = metrics
         self.deadletter_event = deadletter
+        self.max_batch = max_batch
         self._stores: dict[int, Store] = {}
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._next_offset: dict[int, int] = {}
@@ -352,7 +358,7 @@ class Processor(Service):
         assert self._consumer is not None
         while not self.should_stop:
             try:
-                batch = await self._consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS_PER_TRANSACTION)
+                batch = await self._consumer.getmany(timeout_ms=500, max_records=self.max_batch)
             except ConsumerStoppedError:
                 break
             except KafkaError as error:
@@ -375,7 +381,7 @@ class Processor(Service):
         store = self._stores[tp.partition]
         batch = Changes()
         for record in records:
-            self._handle(record, store, batch)
+            await self._handle(record, store, batch)
         try:
             await self._commit(tp, records[-1].offset + 1, batch)
         except KafkaError as error:
@@ -394,7 +400,7 @@ class Processor(Service):
             except Exception:
                 log.exception("after-commit effect failed", extra={"processor": self.name})
 
-    def _handle(self, record: ConsumerRecord, store: Store, batch: Changes) -> None:
+    async def _handle(self, record: ConsumerRecord, store: Store, batch: Changes) -> None:
         start = time.perf_counter()
         raw: bytes = record.value or b""
         mine = Changes()
@@ -406,7 +412,9 @@ class Processor(Service):
             return
         self.metrics.consumed(self.source, event.type)
         try:
-            self.handler(event, Step(self, store, [batch, mine]))
+            outcome = self.handler(event, Step(self, store, [batch, mine]))
+            if inspect.isawaitable(outcome):
+                await outcome
         except Exception as error:
             log.error("event handling failed", exc_info=True, extra={"event_id": event.id, "type": event.type})
             self._dead_letter(batch, f"processing failed: {type(error).__name__}: {error}", raw, record.key)

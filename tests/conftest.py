@@ -53,12 +53,46 @@ def topics(kafka: KafkaCluster) -> None:
 
 
 @pytest.fixture(scope="session")
-def pipeline_services(kafka: KafkaCluster, topics: None, tmp_path_factory: pytest.TempPathFactory):
-    """All four services running against the test cluster, for the whole session."""
+def dovecot():
+    """A real IMAP server (Debian's Dovecot) on loopback: the support mailbox. In a
+    folder of its own, not pytest's (0700 under root, which Dovecot's unprivileged
+    processes cannot enter)."""
+    from tests.mailserver import Dovecot
+
+    folder = Path(tempfile.mkdtemp(prefix="deskstream-dovecot-"))
+    try:
+        with Dovecot(folder) as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    """A real SMTP server on loopback that keeps every mail the notifier sends."""
+    from tests.mailserver import SmtpCapture
+
+    with SmtpCapture() as server:
+        yield server
+
+
+SUPPORT_ADDRESS = "soporte@deskstream.test"
+
+
+@pytest.fixture(scope="session")
+def pipeline_services(kafka: KafkaCluster, topics: None, dovecot, smtp_server, tmp_path_factory: pytest.TempPathFactory):
+    """All four services running against the test cluster, for the whole session,
+    intake reading the Dovecot mailbox and the notifier sending through the SMTP server."""
     from tests.harness import SERVICES, ServiceProcess, service_env
 
     data_dir = tmp_path_factory.mktemp("services")
-    env = service_env(kafka.bootstrap, data_dir, ROUTER_ROSTER_PATH=str(Path(__file__).parent / "integration" / "roster.json"))
+    env = service_env(
+        kafka.bootstrap, data_dir, ROUTER_ROSTER_PATH=str(Path(__file__).parent / "integration" / "roster.json"),
+        IMAP_HOST=dovecot.host, IMAP_PORT=str(dovecot.port), IMAP_SSL="false", IMAP_USER=dovecot.user,
+        IMAP_PASSWORD=dovecot.password, IMAP_POLL_SECONDS="5", MAIL_OWN_ADDRESSES=SUPPORT_ADDRESS,
+        SMTP_HOST=smtp_server.host, SMTP_PORT=str(smtp_server.port), SMTP_STARTTLS="false", MAIL_FROM=SUPPORT_ADDRESS,
+        MAIL_FROM_NAME="Soporte", MAIL_MESSAGE_ID_DOMAIN="deskstream.test",
+    )
     running = {name: ServiceProcess(name, env, data_dir).start() for name in SERVICES}
     try:
         for service in running.values():

@@ -1,6 +1,6 @@
 """Intake: every contact into Kafka, every contact into a ticket event.
 
-    contact (chat API) ──> intake.raw ──normalise──> tickets.events
+    contact (chat API, IMAP mailbox) ──> intake.raw ──normalise──> tickets.events
     notifier ──> chat.outbound ──store──> chat outbox ──> the customer's page
 """
 from __future__ import annotations
@@ -13,7 +13,9 @@ from deskstream.processor import Step
 from deskstream.topics import CHAT_OUTBOUND, INTAKE_RAW, TICKETS_EVENTS
 
 from services.intake import outbox
+from services.intake.attachments import AttachmentStore
 from services.intake.chat import MAX_BODY_BYTES
+from services.intake.mailbox import MailboxIntake
 from services.intake.normaliser import Thread, normalise
 from services.intake.settings import IntakeSettings
 from services.intake.web import ChatSockets, chat_routes
@@ -22,6 +24,8 @@ settings = IntakeSettings.from_env()
 app = create_app(settings.service)
 pipeline = Pipeline(app, settings.service)
 sockets = ChatSockets()
+if settings.mailbox is not None:
+    app.add_dependency(MailboxIntake(settings.mailbox, pipeline, AttachmentStore(settings.service.data_dir / "attachments")))
 
 
 @pipeline.processor("tickets", source=INTAKE_RAW, tables=("threads",))

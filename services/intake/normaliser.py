@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deskstream.events import stable_id
+from deskstream.mailthread import ticket_named
 
 from services.intake.language import detect_language, normalise_language
 
@@ -76,6 +77,11 @@ def normalise(contact: dict[str, Any], thread: Thread) -> list[TicketEvent]:
         "received_at": contact["received_at"],
         "reply_to": contact["reply_to"],
     }
+    if "email" in contact:
+        common["email"] = contact["email"]
+        if thread.ticket_id is None:
+            # a reply whose References were lost, found by our subject tag or Message-ID
+            thread.ticket_id = ticket_named(contact.get("subject"), contact["email"]["in_reply_to"], contact["email"]["references"])
     if thread.ticket_id is None:
         thread.ticket_id = ticket_id_for(contact_id)
         subject = contact.get("subject") or subject_from(contact["body_text"])

@@ -5,7 +5,57 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from deskstream.settings import ServiceSettings, SettingsError, env_list, env_str
+from deskstream.settings import ServiceSettings, SettingsError, env_float, env_int, env_list, env_str
+
+TAKEN_ACTIONS = ("flag", "move")
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxSettings:
+    """The support mailbox intake reads (IMAP); no host, no mailbox."""
+
+    host: str
+    port: int
+    ssl: bool
+    user: str
+    password: str
+    folder: str
+    taken: str  # "flag": keyword $DeskstreamTaken; "move": to taken_folder
+    taken_folder: str
+    quarantine_folder: str
+    poll_seconds: float
+    max_attempts: int
+    own_addresses: tuple[str, ...]
+    # Crash tests only: "after-fetch" or "after-publish" ends the process there, as a
+    # power cut would, once per marker file (see services/intake/mailbox.py).
+    crash_at: str = ""
+    crash_marker: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "MailboxSettings | None":
+        host = env_str(env, "IMAP_HOST", "")
+        if not host:
+            return None
+        ssl = env_str(env, "IMAP_SSL", "true").lower() in ("1", "true", "yes")
+        taken = env_str(env, "IMAP_TAKEN_ACTION", "flag")
+        if taken not in TAKEN_ACTIONS:
+            raise SettingsError(f"IMAP_TAKEN_ACTION must be one of {', '.join(TAKEN_ACTIONS)}")
+        return cls(
+            host=host,
+            port=env_int(env, "IMAP_PORT", 993 if ssl else 143),
+            ssl=ssl,
+            user=env_str(env, "IMAP_USER", ""),
+            password=env_str(env, "IMAP_PASSWORD", ""),
+            folder=env_str(env, "IMAP_FOLDER", "INBOX"),
+            taken=taken,
+            taken_folder=env_str(env, "IMAP_TAKEN_FOLDER", "Deskstream-Taken"),
+            quarantine_folder=env_str(env, "IMAP_QUARANTINE_FOLDER", "Deskstream-Quarantine"),
+            poll_seconds=env_float(env, "IMAP_POLL_SECONDS", 30.0),
+            max_attempts=env_int(env, "IMAP_MAX_ATTEMPTS", 3),
+            own_addresses=tuple(a.lower() for a in env_list(env, "MAIL_OWN_ADDRESSES")),
+            crash_at=env_str(env, "IMAP_TEST_CRASH_AT", ""),
+            crash_marker=env_str(env, "IMAP_TEST_CRASH_MARKER", ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +63,7 @@ class IntakeSettings:
     service: ServiceSettings
     chat_session_secret: bytes
     allowed_origins: tuple[str, ...]
+    mailbox: MailboxSettings | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "IntakeSettings":
@@ -24,4 +75,5 @@ class IntakeSettings:
             service=ServiceSettings.from_env("intake", 8080, env),
             chat_session_secret=secret.encode(),
             allowed_origins=env_list(env, "CHAT_ALLOWED_ORIGINS"),
+            mailbox=MailboxSettings.from_env(env),
         )

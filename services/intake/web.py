@@ -17,6 +17,7 @@ from deskstream.logs import redact
 from deskstream.topics import INTAKE_RAW
 
 from services.intake import chat, outbox
+from services.intake.customers import customer_id
 from services.intake.settings import IntakeSettings
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ def rejection(reason: str, status: int) -> web.Response:
 
 
 def contact_event_data(message: chat.ChatMessage, session_id: str) -> dict[str, Any]:
-    customer = {"id": "cus-" + stable_id("chat", session_id, length=16), **message.customer}
+    identity = customer_id(email=message.customer.get("email"), phone=message.customer.get("phone"), fallback=session_id)
+    customer = {"id": identity, **message.customer}
     return {
         "contact_id": chat.contact_id(session_id, message.client_message_id),
         "channel": "chat",

@@ -11,12 +11,19 @@ from typing import Any
 def remember_contact(created: dict[str, Any]) -> dict[str, Any]:
     """What the notifier keeps per ticket to reach its customer later."""
     customer = created["customer"]
-    return {
+    contact = {
         "channel": created["channel"],
         "reply_to": created["reply_to"],
         "language": customer.get("language", "en"),
         "name": customer.get("name"),
     }
+    if "email" in created:  # what a threaded reply needs
+        contact["thread"] = {
+            "subject": created.get("subject"),
+            "message_id": created["email"]["message_id"],
+            "references": created["email"]["references"],
+        }
+    return contact
 
 
 def recipient_key(reply_to: dict[str, str]) -> str:
@@ -37,5 +44,6 @@ def acknowledgement(classified: dict[str, Any], contact: dict[str, Any]) -> dict
             "name": contact.get("name"),
             "wait_minutes": classified["estimated_wait_minutes"],
             "priority": classified["priority"],
+            **({"thread": contact["thread"]} if "thread" in contact else {}),
         },
     }

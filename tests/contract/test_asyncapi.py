@@ -185,13 +185,14 @@ def test_operations_match_what_each_service_reads_and_writes(doc, service):
     assert described == in_code
 
 
-def test_the_deadletter_key_lists_the_topics_services_read(doc):
+def test_the_deadletter_key_lists_the_topics_services_read_and_the_mailbox(doc):
     read = {
         resolve(doc, operation["channel"]["$ref"])["address"]
         for operation in doc["operations"].values() if operation["action"] == "receive"
     }
-    key = message_named(doc, "deadletter.recorded")["bindings"]["kafka"]["key"]
-    assert set(key["enum"]) == read
+    topics_key, mailbox_key = message_named(doc, "deadletter.recorded")["bindings"]["kafka"]["key"]["anyOf"]
+    assert set(topics_key["enum"]) == read
+    assert Draft202012Validator(mailbox_key).is_valid("imap:INBOX")
 
 
 def test_emitted_events_go_to_the_described_topic_with_a_described_key(doc):
