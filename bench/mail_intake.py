@@ -57,11 +57,13 @@ async def bare_fetch_rate(dovecot: Dovecot, count: int) -> float:
     return min(count, len(uids)) / took
 
 
-async def tickets_rate(bootstrap: str, run: str, count: int, started: float) -> float:
+async def tickets_rate(bootstrap: str, run: str, count: int, started: float) -> tuple[float, float]:
+    """(tickets per second from intake's start, tickets per second from the first ticket)."""
     consumer = AIOKafkaConsumer(TICKETS_EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     seen: set[str] = set()
+    first = 0.0
     try:
         while len(seen) < count and time.monotonic() - started < 600:
             batch = await consumer.getmany(timeout_ms=500)
@@ -70,36 +72,31 @@ async def tickets_rate(bootstrap: str, run: str, count: int, started: float) -> 
                     event = Event.decode(record.value)
                     if event.type == "ticket.created" and f"bench-{run}-" in ((event.data.get("email") or {}).get("message_id") or ""):
                         seen.add(event.id)
+                        first = first or time.monotonic()
     finally:
         await consumer.stop()
-    return len(seen) / (time.monotonic() - started)
+    now = time.monotonic()
+    return len(seen) / (now - started), len(seen) / max(now - first, 1e-3)
 
 
-async def run(count: int, work: Path) -> dict[str, object]:
-    broker = LocalKafka(work / "kafka", port=free_port(), controller_port=free_port())
-    broker.start()
-    dovecot = Dovecot(work / "dovecot")
-    dovecot.start()
+async def measure(count: int, work: Path, broker: LocalKafka, dovecot: Dovecot) -> dict[str, object]:
+    await ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}))
+    run_id = str(int(time.time()))
+    for raw in messages(count, run_id):
+        dovecot.append(raw)
+    ceiling = await bare_fetch_rate(dovecot, count)
+    env = service_env(broker.bootstrap, work, LOG_LEVEL="warning", IMAP_HOST=dovecot.host, IMAP_PORT=str(dovecot.port),
+                      IMAP_SSL="false", IMAP_USER=dovecot.user, IMAP_PASSWORD=dovecot.password, IMAP_POLL_SECONDS="2")
+    intake = ServiceProcess("intake", env, work)
+    started = time.monotonic()
+    intake.start()
     try:
-        await ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}))
-        run_id = str(int(time.time()))
-        for raw in messages(count, run_id):
-            dovecot.append(raw)
-        ceiling = await bare_fetch_rate(dovecot, count)
-        env = service_env(broker.bootstrap, work, LOG_LEVEL="warning", IMAP_HOST=dovecot.host, IMAP_PORT=str(dovecot.port),
-                          IMAP_SSL="false", IMAP_USER=dovecot.user, IMAP_PASSWORD=dovecot.password, IMAP_POLL_SECONDS="2")
-        intake = ServiceProcess("intake", env, work)
-        started = time.monotonic()
-        intake.start()
-        try:
-            rate = await tickets_rate(broker.bootstrap, run_id, count, started)
-        finally:
-            intake.stop()
-        return {"messages": count, "bare_fetch_per_s": round(ceiling), "mail_to_ticket_created_per_s": round(rate, 1),
-                "ratio_to_ceiling": round(rate / ceiling, 3), "note": "intake's time includes its start-up"}
+        rate, steady = await tickets_rate(broker.bootstrap, run_id, count, started)
     finally:
-        dovecot.stop()
-        broker.stop()
+        intake.stop()
+    return {"messages": count, "bare_fetch_per_s": round(ceiling),
+            "mail_to_ticket_created_per_s": round(steady, 1), "ratio_to_ceiling": round(steady / ceiling, 3),
+            "including_intake_start_per_s": round(rate, 1)}
 
 
 def main() -> None:
@@ -107,9 +104,16 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deskstream-bench-mail-"))
+    work.chmod(0o755)  # Dovecot's unprivileged processes must reach its folder
+    broker = LocalKafka(work / "kafka", port=free_port(), controller_port=free_port())
+    dovecot = Dovecot(work / "dovecot")
     try:
-        print(json.dumps(asyncio.run(run(args.messages, work)), indent=2))
+        broker.start()
+        dovecot.start()
+        print(json.dumps(asyncio.run(measure(args.messages, work, broker, dovecot)), indent=2))
     finally:
+        dovecot.stop()
+        broker.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

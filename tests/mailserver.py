@@ -28,6 +28,10 @@ DOVECOT = "/usr/sbin/dovecot"
 
 
 class Dovecot:
+    """A private Dovecot IMAP server on 127.0.0.1 and a free port, run in the foreground as
+    a child process (it dies with the test run). Everything it writes is under `folder`;
+    its port and password stay the same across restart(), as a real mailbox's do."""
+
     def __init__(self, folder: Path, user: str = "support") -> None:
         self.folder = folder
         self.user = user
@@ -197,6 +201,9 @@ service stats {{
 
 
 class _Keeper:
+    """aiosmtpd handler: keeps each mail as received, recipients in lower case so tests
+    can look an address up whatever case the sender used."""
+
     def __init__(self, messages: list[tuple[str, list[str], bytes]]) -> None:
         self.messages = messages
 

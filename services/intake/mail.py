@@ -23,8 +23,9 @@ from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
+from html import unescape
 from html.parser import HTMLParser
-from typing import Iterator
+from typing import Iterable, Iterator
 
 MAX_DEPTH = 40  # deeper MIME nesting than this is an attack, not a mail client
 
@@ -82,7 +83,7 @@ def parse(raw: bytes, own_addresses: tuple[str, ...] = ()) -> ParsedMail:
         from_address=from_address,
         from_name=from_name,
         to=_recipients(message),
-        subject=_collapse(decode_words(_header(message, "Subject") or "")),
+        subject=_collapse(_decode_words(_header(message, "Subject") or "")),
         date=_rfc3339(_header(message, "Date")),
         text=strip_quoted(full_text),
         full_text=full_text,
@@ -130,14 +131,14 @@ def _headers(message: Message, name: str) -> list[str]:
 
 def _header_text(value: object) -> str:
     text = str(value)
-    return decode_bytes(text.encode("ascii", "surrogateescape"), None) if not text.isascii() else text
+    return text if text.isascii() else _decode_bytes(text.encode("utf-8", "surrogateescape"), None)
 
 
 def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def decode_words(value: str) -> str:
+def _decode_words(value: str) -> str:
     """RFC 2047 encoded-words in any charset Python knows, leniently: adjacent words of one
     charset are joined before decoding (clients split multi-byte characters between
     them), and a word that does not decode stays as it was rather than losing the header."""
@@ -157,14 +158,18 @@ def decode_words(value: str) -> str:
             pieces.append((data, charset))
         position = match.end()
     pieces.append(value[position:])
-    return "".join(piece if isinstance(piece, str) else decode_bytes(*piece) for piece in pieces)
+    return "".join(piece if isinstance(piece, str) else _decode_bytes(*piece) for piece in pieces)
 
 
 def _word_bytes(encoding: str, text: str) -> bytes | None:
+    """The bytes of one encoded-word, or None if they are not there (padding is forgiven,
+    garbage is not: a lenient base64 decoder turns garbage into more garbage)."""
+    data = text.encode("ascii", "replace")
     try:
         if encoding in "Qq":
-            return binascii.a2b_qp(text.encode("ascii", "replace"), header=True)
-        return binascii.a2b_base64(text.encode("ascii", "replace") + b"=" * (-len(text) % 4))
+            return binascii.a2b_qp(data, header=True)
+        data = data.rstrip(b"=")
+        return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
     except (binascii.Error, ValueError):
         return None
 
@@ -199,7 +204,7 @@ def _usable(address: str) -> bool:
 def _sender(message: Message) -> tuple[str, str | None]:
     for name, address in _addresses(_headers(message, "From")):
         if _usable(address):
-            return address.lower(), _collapse(decode_words(name)) or None
+            return address.lower(), _collapse(_decode_words(name)) or None
     raise MailParseError("the message has no usable From address")
 
 
@@ -271,7 +276,7 @@ def _leaves(part: Message, depth: int = 0) -> Iterator[Message]:
     leaf: its text is the customer's attachment, not the customer's words."""
     if depth > MAX_DEPTH:
         raise MailParseError("the message is nested too deeply to parse")
-    if part.get_content_maintype() == "multipart" and part.is_multipart():
+    if part.is_multipart() and _content_type(part).startswith("multipart/"):
         for child in part.get_payload():
             yield from _leaves(child, depth + 1)
     else:
@@ -300,13 +305,13 @@ def _disposition(part: Message) -> str | None:
 
 def _filename(part: Message) -> str | None:
     """The decoded file name: RFC 2231 is handled by the parser, encoded-words in quotes
-    (what most clients actually send) by the policy, and leftovers by decode_words."""
+    (what most clients actually send) by the policy, and leftovers by _decode_words."""
     try:
         name = part.get_filename()
     except Exception:  # as in _content_type
         name = None
     if isinstance(name, str) and "=?" in name:
-        name = decode_words(name)
+        name = _decode_words(name)
     return _collapse(name) or None if isinstance(name, str) else None
 
 
@@ -332,11 +337,11 @@ def _body_part(message: Message) -> Message | None:
 
 
 def _body_text(part: Message) -> str:
-    text = _normalise_newlines(decode_bytes(_payload(part), _charset(part)))
+    text = _normalise_newlines(_decode_bytes(_payload(part), _charset(part)))
     if _content_type(part) == "text/html":
         return html_to_text(text)
     if _param(part, "format").lower() == "flowed":
-        text = unflow(text, delsp=_param(part, "delsp").lower() == "yes")
+        text = _unflow(text, delsp=_param(part, "delsp").lower() == "yes")
     return text.strip()
 
 
@@ -383,7 +388,7 @@ def _attachment(part: Message) -> Attachment:
 # -- text ------------------------------------------------------------------------------
 
 
-def decode_bytes(data: bytes, charset: str | None) -> str:
+def _decode_bytes(data: bytes, charset: str | None) -> str:
     """Text from bytes whatever the label says. Latin-1 labels on bytes 0x80-0x9F are
     cp1252 (Outlook's curly quotes and euro sign); a missing, US-ASCII or unknown label
     means "guess": UTF-8 when it decodes, else cp1252."""
@@ -431,7 +436,7 @@ def _normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
 
 
-def unflow(text: str, delsp: bool = False) -> str:
+def _unflow(text: str, delsp: bool = False) -> str:
     """Undo RFC 3676 format=flowed (Thunderbird, Apple Mail): a line ending in a space
     continues on the next line of the same quote depth, so paragraphs come back whole
     instead of hard-wrapped at 72 columns."""
@@ -454,7 +459,7 @@ def unflow(text: str, delsp: bool = False) -> str:
 # -- quoted history and signatures -----------------------------------------------------
 
 _SEPARATOR = re.compile(
-    r"^\s*-{2,}\s*(original message|mensaje original|mensaje original reenviado)\s*-{2,}\s*$", re.IGNORECASE
+    r"^\s*-{2,}\s*(original message|mensaje original)\s*-{2,}\s*$", re.IGNORECASE
 )
 _HEADER_FROM = re.compile(r"^\s*\*?(from|de)\s*:\*?\s+\S", re.IGNORECASE)
 _HEADER_SENT = re.compile(r"^\s*\*?(sent|enviado|enviado el)\s*:\*?\s", re.IGNORECASE)
@@ -534,7 +539,7 @@ def _without_sent_from(lines: list[str]) -> list[str]:
     return lines
 
 
-def _tidy(lines: list[str]) -> str:
+def _tidy(lines: Iterable[str]) -> str:
     """Trailing spaces off, at most one blank line in a row, no blank edges."""
     text = "\n".join(line.rstrip() for line in lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
@@ -626,6 +631,7 @@ class _TextWriter(HTMLParser):
             self._end_line()
         if tag in {"ul", "ol"}:
             self.lists = max(self.lists - 1, 0)
+            self.items = min(self.items, self.lists)  # items whose </li> never came
         elif tag == "pre":
             self.in_pre = max(self.in_pre - 1, 0)
 
@@ -709,5 +715,5 @@ def html_to_text(html: str) -> str:
         writer.feed(html)
         writer.close()
     except (AssertionError, ValueError, IndexError):  # html.parser's rare internal failures
-        return _tidy(_collapse_spaces(line) for line in re.sub(r"<[^>]*>", " ", html).split("\n"))
+        return _tidy(_collapse_spaces(unescape(line)) for line in re.sub(r"<[^>]*>", " ", html).split("\n"))
     return writer.text()

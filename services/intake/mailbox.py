@@ -41,6 +41,9 @@ MAX_BACKOFF_SECONDS = 30.0
 # the quarantine folder (a 20 MB message would not fit in a Kafka record).
 DEADLETTER_KEEP_BYTES = 256 * 1024
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_FETCHED_UID = re.compile(rb"FETCH \(.*\bUID (\d+)")
+# Messages fetched, published (concurrently) and marked taken together.
+BATCH = 50
 
 
 class MailboxError(RuntimeError):
@@ -138,36 +141,56 @@ class MailboxIntake(Service):
         criteria = "ALL" if self.settings.taken == "move" else f"UNKEYWORD {TAKEN_KEYWORD}"
         found = _ok(await imap.uid_search(criteria), "UID SEARCH")
         uids = sorted(int(uid) for line in found.lines[:-1] for uid in bytes(line).split() if uid.isdigit())
-        for uid in uids:
+        for start in range(0, len(uids), BATCH):
             if self.should_stop:
                 return
-            await self._take(imap, uid)
+            await self._take(imap, uids[start:start + BATCH])
 
-    async def _take(self, imap: aioimaplib.IMAP4, uid: int) -> None:
-        fetched = _ok(await imap.uid("fetch", str(uid), "(BODY.PEEK[])"), "UID FETCH")
-        raw = next((bytes(line) for line in fetched.lines if isinstance(line, bytearray)), None)
-        if raw is None:
-            return  # expunged meanwhile
+    async def _fetch(self, imap: aioimaplib.IMAP4, uids: list[int]) -> dict[int, bytes]:
+        """The raw bytes of these messages (one UID FETCH), by UID."""
+        fetched = _ok(await imap.uid("fetch", ",".join(map(str, uids)), "(UID BODY.PEEK[])"), "UID FETCH")
+        messages: dict[int, bytes] = {}
+        uid: int | None = None
+        for line in fetched.lines:
+            if isinstance(line, bytearray):
+                if uid is not None:
+                    messages[uid] = bytes(line)
+                uid = None
+            elif (m := _FETCHED_UID.search(bytes(line))) is not None:
+                uid = int(m.group(1))
+        return messages
+
+    async def _take(self, imap: aioimaplib.IMAP4, uids: list[int]) -> None:
+        """Take a batch: publish every contact (concurrently, each acknowledged), then
+        mark the published and the noise as taken in one command."""
+        raws = await self._fetch(imap, uids)
         self._crash_point("after-fetch")
-        outcome = read_mail(raw, self.settings.own_addresses, utcnow())
-        if outcome.unusable is not None:
-            await self._quarantine(imap, uid, outcome.unusable, raw)
-        elif outcome.noise is not None:
-            self.pipeline.metrics.failed(f"mail {outcome.noise}")
-            log.info("mail taken without a ticket", extra={"uid": uid, "noise": outcome.noise})
-            await self._mark_taken(imap, uid)
-        else:
-            try:
-                await self._publish(outcome)
-            except Exception as error:
-                attempts = self._attempts[uid] = self._attempts.get(uid, 0) + 1
-                log.warning("mail not published", extra={"uid": uid, "attempt": attempts, "error": repr(error)[:300]})
-                if attempts >= self.settings.max_attempts:
-                    await self._quarantine(imap, uid, f"not published after {attempts} attempts: {type(error).__name__}", raw)
-                return
+        received_at = utcnow()
+        taken: list[int] = []
+        publishing: dict[int, MailOutcome] = {}
+        for uid, raw in raws.items():
+            outcome = await asyncio.to_thread(read_mail, raw, self.settings.own_addresses, received_at)
+            if outcome.unusable is not None:
+                await self._quarantine(imap, uid, outcome.unusable, raw)
+            elif outcome.noise is not None:
+                self.pipeline.metrics.failed(f"mail {outcome.noise}")
+                log.info("mail taken without a ticket", extra={"uid": uid, "noise": outcome.noise})
+                taken.append(uid)
+            else:
+                publishing[uid] = outcome
+        results = await asyncio.gather(*(self._publish(o) for o in publishing.values()), return_exceptions=True)
+        for uid, result in zip(publishing, results):
+            if not isinstance(result, BaseException):
+                taken.append(uid)
+                self._attempts.pop(uid, None)
+                continue
+            attempts = self._attempts[uid] = self._attempts.get(uid, 0) + 1
+            log.warning("mail not published", extra={"uid": uid, "attempt": attempts, "error": repr(result)[:300]})
+            if attempts >= self.settings.max_attempts:
+                await self._quarantine(imap, uid, f"not published after {attempts} attempts: {type(result).__name__}", raws[uid])
+        if taken:
             self._crash_point("after-publish")
-            await self._mark_taken(imap, uid)
-            self._attempts.pop(uid, None)
+            await self._mark_taken(imap, sorted(taken))
 
     def _crash_point(self, name: str) -> None:
         """For the crash tests: die here, once (the marker file remembers), as a
@@ -186,11 +209,12 @@ class MailboxIntake(Service):
         event = self.pipeline.event("contact.received", data["contact_id"], data, data["thread_key"])
         await self.pipeline.publish(INTAKE_RAW, data["thread_key"], event)
 
-    async def _mark_taken(self, imap: aioimaplib.IMAP4, uid: int) -> None:
+    async def _mark_taken(self, imap: aioimaplib.IMAP4, uids: list[int]) -> None:
+        uid_set = ",".join(map(str, uids))
         if self.settings.taken == "move":
-            _ok(await imap.uid("move", str(uid), self.settings.taken_folder), "UID MOVE")
+            _ok(await imap.uid("move", uid_set, self.settings.taken_folder), "UID MOVE")
         else:
-            _ok(await imap.uid("store", str(uid), "+FLAGS", f"({TAKEN_KEYWORD})"), "UID STORE")
+            _ok(await imap.uid("store", uid_set, "+FLAGS", f"({TAKEN_KEYWORD})"), "UID STORE")
 
     async def _quarantine(self, imap: aioimaplib.IMAP4, uid: int, reason: str, raw: bytes) -> None:
         """Dead-letter first (if Kafka is down, the message stays where it is and is
