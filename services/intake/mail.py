@@ -310,9 +310,9 @@ def _filename(part: Message) -> str | None:
         name = part.get_filename()
     except Exception:  # as in _content_type
         name = None
-    if isinstance(name, str) and "=?" in name:
-        name = _decode_words(name)
-    return _collapse(name) or None if isinstance(name, str) else None
+    if not isinstance(name, str):
+        return None
+    return _collapse(_decode_words(name) if "=?" in name else name) or None
 
 
 def _is_text_body(part: Message) -> bool:
@@ -332,8 +332,8 @@ def _body_part(message: Message) -> Message | None:
     """The first text/plain that is not a file, else the first such text/html: the
     plain alternative is what the sender's client wrote for humans without HTML."""
     candidates = [part for part in _leaves(message) if _is_text_body(part)]
-    plain = next((part for part in candidates if _content_type(part) == "text/plain"), None)
-    return plain or next(iter(candidates), None)
+    plain = [part for part in candidates if _content_type(part) == "text/plain"]
+    return (plain or candidates or [None])[0]  # not `part or …`: a part without headers is falsy
 
 
 def _body_text(part: Message) -> str:

@@ -172,3 +172,12 @@ async def test_an_intake_killed_around_publication_makes_exactly_one_ticket(pipe
     await asyncio.sleep(3)  # give a second ticket, were there one, the time to appear
     events = [e for e in await read_topic(kafka.bootstrap, TICKETS_EVENTS) if about_message(message_id)(e)]
     assert [e.type for e in events] == ["ticket.created"], events
+
+
+async def test_intake_reconnects_after_the_mail_server_restarts(pipeline_services, kafka, dovecot):
+    dovecot.restart()  # every IMAP connection dropped (in this thread: the server dies with the thread that starts it)
+    message_id = unique("after-restart")
+    dovecot.append(mail(f"reconnect.{uuid.uuid4().hex[:6]}@cliente.example.es", "Tras el reinicio", "¿Me leéis?",
+                        message_id=message_id))
+    [created] = await ticket_events_of(kafka.bootstrap, about_message(message_id), timeout=90)
+    assert created.type == "ticket.created" and created.data["body_text"] == "¿Me leéis?"
