@@ -432,13 +432,15 @@ class Processor(Service):
     async def _commit(self, tp: TopicPartition, next_offset: int, batch: Changes) -> None:
         producer = self._producers[tp.partition]
         async with producer.transaction():
-            for topic, key, event in batch.sends:
-                await producer.send(topic, key=key.encode(), value=event.encode())
+            sent = [await producer.send(topic, key=key.encode(), value=event.encode()) for topic, key, event in batch.sends]
             for (table, key), value in batch.writes.items():
-                await producer.send(
+                sent.append(await producer.send(
                     changelog_topic(self.service, table), key=key.encode(),
                     value=None if value is None else orjson.dumps(value), partition=tp.partition,
-                )
+                ))
+            # aiokafka commits a transaction even if one of its batches was refused
+            # (the failure is only on that record's future): look, and abort if so.
+            await asyncio.gather(*sent)
             await producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
 
     async def _recover(self, tp: TopicPartition) -> None:

@@ -94,6 +94,7 @@ class MailboxIntake(Service):
             imap = aioimaplib.IMAP4(host=s.host, port=s.port)
         await imap.wait_hello_from_server()
         _ok(await imap.login(s.user, s.password), "LOGIN")
+        await imap.protocol.capability()  # many servers list MOVE and IDLE only after login
         if s.taken == "move":
             await imap.create(s.taken_folder)  # "already exists" is fine
         await imap.create(s.quarantine_folder)

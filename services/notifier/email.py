@@ -35,7 +35,9 @@ def compose(request: dict[str, Any], text: str, *, from_address: str, from_name:
     message["Date"] = format_datetime(now or datetime.now(timezone.utc))
     if answered:
         message["In-Reply-To"] = f"<{answered}>"
-        message["References"] = " ".join(f"<{ref}>" for ref in [*thread.get("references", []), answered][-20:])
+        chain = [*thread.get("references", []), answered]
+        kept = chain if len(chain) <= 20 else [chain[0], *chain[-19:]]  # the root threads the reply
+        message["References"] = " ".join(f"<{ref}>" for ref in kept)
     message["Auto-Submitted"] = "auto-replied" if request["reason"] == "acknowledgement" else "no"
     message["X-Deskstream-Ticket"] = ticket_id
     message["Content-Language"] = request["language"]
