@@ -57,14 +57,10 @@ def dovecot():
     """A real IMAP server (Debian's Dovecot) on loopback: the support mailbox. In a
     folder of its own, not pytest's (0700 under root, which Dovecot's unprivileged
     processes cannot enter)."""
-    from tests.mailserver import Dovecot
+    from tests.mailserver import temporary_dovecot
 
-    folder = Path(tempfile.mkdtemp(prefix="deskstream-dovecot-"))
-    try:
-        with Dovecot(folder) as server:
-            yield server
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with temporary_dovecot() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -7,18 +7,21 @@ IMAP; the system's Dovecot configuration is never read.
 """
 from __future__ import annotations
 
+import contextlib
 import grp
 import imaplib
 import os
 import pwd
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from aiosmtpd.controller import Controller
 
@@ -198,6 +201,18 @@ service stats {{
             return next(part[1] for part in data if isinstance(part, tuple))
         finally:
             imap.logout()
+
+
+@contextlib.contextmanager
+def temporary_dovecot() -> Iterator[Dovecot]:
+    """A running Dovecot in a folder of its own, removed afterwards. Not under pytest's
+    tmp_path: its parents are 0700 under root, closed to Dovecot's unprivileged users."""
+    folder = Path(tempfile.mkdtemp(prefix="deskstream-dovecot-"))
+    try:
+        with Dovecot(folder) as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class _Keeper:

@@ -10,19 +10,16 @@ is done on a private Dovecot.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
 from email import policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Iterator
 
 import aioimaplib
 import aiosmtplib
 import pytest
 
-from tests.mailserver import Dovecot, SmtpCapture
+from tests.mailserver import Dovecot, SmtpCapture, temporary_dovecot
 
 SPANISH = "Buenos días: mi pedido nº 1234 no llegó. ¿Podéis revisarlo? Añado la factura. Gracias, Begoña Muñoz"
 
@@ -132,14 +129,10 @@ async def test_a_keyword_flag_is_stored_and_a_mail_moved_by_uid(dovecot: Dovecot
 
 @pytest.fixture
 def private_dovecot() -> Iterator[Dovecot]:
-    """A Dovecot of this test's own, as restarting the session's would cut the intake off.
-    Not under pytest's tmp_path: its parents are 0700, closed to Dovecot's own users."""
-    folder = Path(tempfile.mkdtemp(prefix="deskstream-dovecot-"))
-    try:
-        with Dovecot(folder) as server:
-            yield server
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    """A Dovecot of this test's own, as restarting the session's would cut the intake off
+    (tests/mailserver.py temporary_dovecot)"""
+    with temporary_dovecot() as server:
+        yield server
 
 
 def test_a_restart_keeps_the_mailbox(private_dovecot: Dovecot) -> None:
