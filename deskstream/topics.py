@@ -57,7 +57,7 @@ TOPICS: tuple[TopicSpec, ...] = (
 TABLES: dict[str, tuple[str, ...]] = {
     "intake": ("threads", "chat_outboxes"),
     "router": ("tickets",),
-    "notifier": ("contacts", "deliveries"),
+    "notifier": ("contacts", "deliveries", "consents"),
     "feedback": ("ticket_facts",),
 }
 

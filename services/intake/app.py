@@ -1,6 +1,7 @@
 """Intake: every contact into Kafka, every contact into a ticket event.
 
-    contact (chat API, IMAP mailbox) ──> intake.raw ──normalise──> tickets.events
+    contact (chat API, IMAP mailbox, Twilio SMS/WhatsApp webhook) ──> intake.raw ──normalise──> tickets.events
+    STOP / START by SMS or WhatsApp ──> notify.requests (the recipient's consent, for notifier)
     notifier ──> chat.outbound ──store──> chat outbox ──> the customer's page
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from services.intake.chat import MAX_BODY_BYTES
 from services.intake.mailbox import MailboxIntake
 from services.intake.normaliser import Thread, normalise
 from services.intake.settings import IntakeSettings
+from services.intake.sms_webhook import sms_routes
 from services.intake.web import ChatSockets, chat_routes
 
 settings = IntakeSettings.from_env()
@@ -57,6 +59,7 @@ app.web_server(
         settings.service.http_port,
         health_routes(pipeline),
         chat_routes(pipeline, settings, deliver_chat_messages, sockets),
+        sms_routes(pipeline, settings),
         client_max_size=MAX_BODY_BYTES,
     )
 )

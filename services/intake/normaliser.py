@@ -77,6 +77,8 @@ def normalise(contact: dict[str, Any], thread: Thread) -> list[TicketEvent]:
         "received_at": contact["received_at"],
         "reply_to": contact["reply_to"],
     }
+    if "sms" in contact:  # the MessageSid and any media, for the agent
+        common["sms"] = contact["sms"]
     if "email" in contact:
         common["email"] = contact["email"]
         if thread.ticket_id is None:

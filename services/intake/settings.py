@@ -59,11 +59,32 @@ class MailboxSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TwilioWebhookSettings:
+    """The SMS/WhatsApp webhook; no auth token, no webhook (requests are refused)."""
+
+    auth_token: str
+    public_base_url: str  # the scheme and host Twilio calls, as configured in Twilio's console
+    publish_timeout_seconds: float  # well within Twilio's 15 s, so that Twilio retries
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "TwilioWebhookSettings | None":
+        token = env_str(env, "TWILIO_AUTH_TOKEN", "")
+        if not token:
+            return None
+        base = env_str(env, "PUBLIC_BASE_URL", "")
+        if not base.startswith(("https://", "http://")):
+            raise SettingsError("PUBLIC_BASE_URL must be the URL Twilio calls intake on (Twilio signs that URL)")
+        return cls(token, base.rstrip("/"), env_float(env, "TWILIO_WEBHOOK_PUBLISH_TIMEOUT_SECONDS", 10.0))
+
+
+@dataclass(frozen=True, slots=True)
 class IntakeSettings:
     service: ServiceSettings
     chat_session_secret: bytes
     allowed_origins: tuple[str, ...]
     mailbox: MailboxSettings | None
+    twilio: TwilioWebhookSettings | None
+    phone_region: str  # how numbers written without a country code are read (ISO 3166)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "IntakeSettings":
@@ -76,4 +97,6 @@ class IntakeSettings:
             chat_session_secret=secret.encode(),
             allowed_origins=env_list(env, "CHAT_ALLOWED_ORIGINS"),
             mailbox=MailboxSettings.from_env(env),
+            twilio=TwilioWebhookSettings.from_env(env),
+            phone_region=env_str(env, "PHONE_DEFAULT_REGION", "ES").upper(),
         )

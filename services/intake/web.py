@@ -14,6 +14,7 @@ from deskstream.events import stable_id, utcnow
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Processor
 from deskstream.logs import redact
+from deskstream.phones import InvalidPhoneNumber, e164
 from deskstream.topics import INTAKE_RAW
 
 from services.intake import chat, outbox
@@ -55,9 +56,15 @@ def rejection(reason: str, status: int) -> web.Response:
     return web.json_response({"error": reason}, status=status)
 
 
-def contact_event_data(message: chat.ChatMessage, session_id: str) -> dict[str, Any]:
-    identity = customer_id(email=message.customer.get("email"), phone=message.customer.get("phone"), fallback=session_id)
-    customer = {"id": identity, **message.customer}
+def contact_event_data(message: chat.ChatMessage, session_id: str, phone_region: str) -> dict[str, Any]:
+    given = dict(message.customer)
+    if "phone" in given:  # the same number is the same customer on every channel: E.164
+        try:
+            given["phone"] = e164(given["phone"], phone_region)
+        except InvalidPhoneNumber:
+            pass
+    identity = customer_id(email=given.get("email"), phone=given.get("phone"), fallback=session_id)
+    customer = {"id": identity, **given}
     return {
         "contact_id": chat.contact_id(session_id, message.client_message_id),
         "channel": "chat",
@@ -107,7 +114,7 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, outboxes: Processo
             session_id = message.session_id
         else:
             return rejection("this session needs its session token as a Bearer token", 401)
-        data = contact_event_data(message, session_id)
+        data = contact_event_data(message, session_id, settings.phone_region)
         event = pipeline.event("contact.received", data["contact_id"], data, data["thread_key"])
         try:
             await pipeline.publish(INTAKE_RAW, data["thread_key"], event)

@@ -26,10 +26,6 @@ def remember_contact(created: dict[str, Any]) -> dict[str, Any]:
     return contact
 
 
-def recipient_key(reply_to: dict[str, str]) -> str:
-    return f"{reply_to['channel']}:{reply_to['address']}"
-
-
 def acknowledgement(classified: dict[str, Any], contact: dict[str, Any]) -> dict[str, Any]:
     ticket_id = classified["ticket_id"]
     return {

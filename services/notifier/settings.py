@@ -48,11 +48,62 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TwilioSettings:
+    """The Twilio account SMS and WhatsApp go out through; no account, no SMS channel."""
+
+    account_sid: str
+    auth_token: str
+    sms_from: str  # the support number, E.164; or
+    messaging_service_sid: str  # a Messaging Service that picks the number
+    whatsapp_from: str  # the WhatsApp sender, E.164 (sent as whatsapp:+...)
+    public_base_url: str  # where Twilio reaches notifier, for status callbacks (Twilio signs that URL)
+    api_url: str  # Twilio's API; another URL only for a proxy or a local stand-in
+    max_segments: int  # longer SMS texts are cut, at a word, to fit
+    max_attempts: int  # per message, for 429, 5xx and unreachable; then recorded as failed
+    backoff_seconds: float  # the first pause; doubled after each attempt
+    timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "TwilioSettings | None":
+        account_sid = env_str(env, "TWILIO_ACCOUNT_SID", "")
+        if not account_sid:
+            return None
+        token = env_str(env, "TWILIO_AUTH_TOKEN", "")
+        sms_from = env_str(env, "TWILIO_SMS_FROM", "")
+        service_sid = env_str(env, "TWILIO_MESSAGING_SERVICE_SID", "")
+        base = env_str(env, "NOTIFIER_PUBLIC_BASE_URL", env_str(env, "PUBLIC_BASE_URL", ""))
+        if not token:
+            raise SettingsError("TWILIO_AUTH_TOKEN must be set with TWILIO_ACCOUNT_SID")
+        if not (sms_from or service_sid):
+            raise SettingsError("TWILIO_SMS_FROM or TWILIO_MESSAGING_SERVICE_SID must name the sender")
+        if not base.startswith(("https://", "http://")):
+            raise SettingsError("NOTIFIER_PUBLIC_BASE_URL (or PUBLIC_BASE_URL) must be the URL Twilio reaches notifier on")
+        return cls(
+            account_sid=account_sid,
+            auth_token=token,
+            sms_from=sms_from,
+            messaging_service_sid=service_sid,
+            whatsapp_from=env_str(env, "TWILIO_WHATSAPP_FROM", sms_from),
+            public_base_url=base.rstrip("/"),
+            api_url=env_str(env, "TWILIO_API_URL", "https://api.twilio.com"),
+            max_segments=env_int(env, "SMS_MAX_SEGMENTS", 3),
+            max_attempts=max(1, env_int(env, "TWILIO_MAX_ATTEMPTS", 4)),
+            backoff_seconds=env_float(env, "TWILIO_BACKOFF_SECONDS", 0.5),
+            timeout_seconds=env_float(env, "TWILIO_TIMEOUT_SECONDS", 10.0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class NotifierSettings:
     service: ServiceSettings
     smtp: SmtpSettings | None
+    twilio: TwilioSettings | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "NotifierSettings":
         env = os.environ if env is None else env
-        return cls(service=ServiceSettings.from_env("notifier", 8082, env), smtp=SmtpSettings.from_env(env))
+        return cls(
+            service=ServiceSettings.from_env("notifier", 8082, env),
+            smtp=SmtpSettings.from_env(env),
+            twilio=TwilioSettings.from_env(env),
+        )

@@ -10,6 +10,7 @@ schema change must keep valid. Times are fixed so that a rerun gives the same by
 Every `data` dict comes from the pure function the service itself calls
 (`web.contact_event_data`, `normalise`, `routing.route_new_ticket`,
 `requests.acknowledgement`, `delivery.chat_message`, `delivery.receipt`, `render`,
+`sms.contact_data`, `sms.consent_data`, `delivery.status_report`,
 `deadletter_event`); only the event ids and envelopes are put together here as the
 services' `app.py` handlers do.
 """
@@ -26,18 +27,22 @@ from unittest import mock
 import orjson
 
 from deskstream.contract import SchemaViolation, default_contract
+from deskstream.recipients import recipient_key
 from deskstream.events import Event, EventDecodeError
 from deskstream.pipeline import deadletter_event
 from deskstream.topics import CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, TICKETS_EVENTS
-from services.intake import chat, web
+from services.intake import chat, sms, sms_webhook, web
+from services.intake.customers import customer_id
 from services.intake.normaliser import Thread, normalise
 from services.notifier import delivery, requests
 from services.notifier.templates import UnknownTemplate, render
 from services.router import routing
 from services.router.roster import DEFAULT_ROSTER, load_roster
 from services.router.triage import DEFAULT_RULES, Rules
+from tests.twilio_api import form_body, inbound_sms
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
+MEDIA_URL = "https://api.twilio.com/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages/MM5555/Media/ME0001"
 
 SESSION_ES = "q3V9xLk2Tz8wPm4Rb7Nc1HsY"  # the shape of chat.new_session_id(): token_urlsafe(18)
 SESSION_EN = "Hx7_kP2mQ9vL4tR8nB3wZ6cJ"
@@ -85,7 +90,7 @@ def chat_contact(clock: Clock, name: str, session_id: str, client_message_id: st
     message = chat.parse_message(body)
     now = clock()
     with mock.patch.object(web, "utcnow", lambda: now):
-        data = web.contact_event_data(message, session_id)
+        data = web.contact_event_data(message, session_id, "ES")
     event = pipeline_event("intake", "contact.received", data["contact_id"], data, data["thread_key"], now)
     return Emitted(name, INTAKE_RAW, data["thread_key"], event)
 
@@ -97,6 +102,24 @@ def ticket_events(clock: Clock, contact: Emitted, thread: Thread, name: str) -> 
                 pipeline_event("intake", ticket_event.type, ticket_event.id, ticket_event.data, ticket_event.ticket_id, clock()))
         for ticket_event in normalise(contact.event.data, thread)
     ]
+
+
+def sms_contact(clock: Clock, name: str, form: dict[str, str]) -> Emitted:
+    """services/intake/sms_webhook.py receive: a Twilio webhook form to a contact.received."""
+    message = sms.parse_inbound(form, "ES")
+    data = sms.contact_data(message, customer_id(phone=message.number, fallback=message.thread_key), clock())
+    event = pipeline_event("intake", "contact.received", data["contact_id"], data, data["thread_key"], data["received_at"])
+    return Emitted(name, INTAKE_RAW, data["thread_key"], event)
+
+
+def consent(clock: Clock, name: str, form: dict[str, str]) -> Emitted:
+    """services/intake/sms_webhook.py receive: a keyword to consent.opted_out/opted_in."""
+    message = sms.parse_inbound(form, "ES")
+    kind, _ = message.keyword()
+    data = sms.consent_data(message, kind, clock())
+    event_type = sms_webhook.CONSENT_EVENTS[kind]
+    return Emitted(name, NOTIFY_REQUESTS, recipient_key(data["recipient"]), pipeline_event(
+        "intake", event_type, f"consent.{message.message_sid}", data, None, data["recorded_at"]))
 
 
 # --- router ---------------------------------------------------------------------------
@@ -120,7 +143,7 @@ def triage_and_assign(clock: Clock, created: dict[str, Any], open_tickets: list[
 def acknowledge(clock: Clock, created: dict[str, Any], classified: dict[str, Any], name: str) -> Emitted:
     """services/notifier/app.py request_acknowledgements."""
     request = requests.acknowledgement(classified, requests.remember_contact(created))
-    key = requests.recipient_key(request["recipient"])
+    key = recipient_key(request["recipient"])
     return Emitted(name, NOTIFY_REQUESTS, key,
                    pipeline_event("notifier", "notify.requested", request["request_id"], request, request["ticket_id"], clock()))
 
@@ -139,9 +162,25 @@ def deliver(clock: Clock, requested: Emitted, name: str) -> list[Emitted]:
     else:
         status, detail = "failed", f"no sender for channel {recipient['channel']} yet"
     receipt = delivery.receipt(request, status, detail, clock())
-    emitted.append(Emitted(name, NOTIFY_RECEIPTS, requests.recipient_key(recipient), pipeline_event(
+    emitted.append(Emitted(name, NOTIFY_RECEIPTS, recipient_key(recipient), pipeline_event(
         "notifier", f"notify.{status}", f"{request['request_id']}.{status}", receipt, request["ticket_id"], receipt["attempted_at"])))
     return emitted
+
+
+def deliver_by_phone(clock: Clock, requested: Emitted, sid: str, name: str) -> list[Emitted]:
+    """services/notifier/app.py send_to_phone, when Twilio takes the message, and
+    services/notifier/status_webhook.py for its delivery report."""
+    request = requested.event.data
+    receipt = delivery.receipt(request, "sent", f"Twilio accepted {sid} (queued, 1 segment(s), attempt 1)", clock(), sid)
+    key = recipient_key(request["recipient"])
+    callback = {"MessageSid": sid, "MessageStatus": "delivered", "To": request["recipient"]["address"]}
+    report = delivery.status_report({"request": request["request_id"], "ticket": request["ticket_id"]}, callback, clock())
+    return [
+        Emitted(name, NOTIFY_RECEIPTS, key, pipeline_event(
+            "notifier", "notify.sent", f"{request['request_id']}.sent", receipt, request["ticket_id"], receipt["attempted_at"])),
+        Emitted(name, NOTIFY_RECEIPTS, key, pipeline_event(
+            "notifier", "notify.status_reported", f"{request['request_id']}.status.delivered", report, request["ticket_id"], report["reported_at"])),
+    ]
 
 
 # --- every service: deadletter --------------------------------------------------------
@@ -239,6 +278,34 @@ def scenarios() -> list[Emitted]:
     requested_email = acknowledge(clock, created_email.event.data, routed_email[0].event.data, "email-es")
     out.append(requested_email)
     out += deliver(clock, requested_email, "email-es")
+
+    # An MMS in Spanish, then a WhatsApp message; the SMS customer is acknowledged by SMS
+    # (Twilio reports it delivered), then replies BAJA and START.
+    sms_thread = Thread()
+    mms = sms_contact(clock, "sms-es", inbound_sms(sender="+34 612 345 678", body="El router parpadea en rojo y no hay internet",
+                                                    sid="MM" + "5" * 32, media=[(MEDIA_URL, "image/jpeg")]))
+    out.append(mms)
+    [created_sms] = ticket_events(clock, mms, sms_thread, "sms-es")
+    out.append(created_sms)
+    routed_sms = triage_and_assign(clock, created_sms.event.data, [], "sms-es")
+    requested_sms = acknowledge(clock, created_sms.event.data, routed_sms[0].event.data, "sms-es")
+    out.append(requested_sms)
+    out += deliver_by_phone(clock, requested_sms, "SM" + "6" * 32, "sms-es")
+    whatsapp = sms_contact(clock, "whatsapp-es", inbound_sms(sender="whatsapp:+34612345678", body="¿Hay alguna avería en Málaga?",
+                                                             sid="SM" + "7" * 32, profile_name="Lucía"))
+    out.append(whatsapp)
+    out += ticket_events(clock, whatsapp, Thread(), "whatsapp-es")
+    out.append(consent(clock, "sms-es-baja", inbound_sms(sender="+34612345678", body="BAJA", sid="SM" + "8" * 32)))
+    out.append(consent(clock, "sms-es-alta", inbound_sms(sender="+34612345678", body="alta", sid="SM" + "9" * 32)))
+    opted_out = dataclasses.replace(requested_sms.event, data={**requested_sms.event.data, "request_id": "T-ABCDEFGH.reply.1"})
+    receipt = delivery.receipt(opted_out.data, "failed", "not sent: the recipient opted out (BAJA)", clock())
+    out.append(Emitted("sms-es-opted-out", NOTIFY_RECEIPTS, requested_sms.key, pipeline_event(
+        "notifier", "notify.failed", f"{receipt['request_id']}.failed", receipt, receipt["ticket_id"], receipt["attempted_at"])))
+    empty_message = inbound_sms(sender="+34612345678", body="", sid="SM" + "a" * 32)
+    try:
+        sms.parse_inbound(empty_message, "ES")
+    except sms.SmsRejected as error:
+        out.append(deadletter(clock, "intake", sms_webhook.DEADLETTER_ORIGIN, str(error), form_body(empty_message), None, "sms-empty"))
 
     # Dead letters, one per service, from the reasons their Pipeline gives.
     truncated = '{"specversion": "1.0", "type": "contact.received", "data": {"body_text": "Hola, ayúdame'.encode()

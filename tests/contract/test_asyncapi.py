@@ -18,6 +18,8 @@ from deskstream import topics
 from deskstream.contract import SCHEMA_DIR, default_contract, schema_files
 from deskstream.topics import DEADLETTER, TABLES, TOPICS, app_id
 
+from services.intake import sms_webhook
+from services.notifier import status_webhook
 from tests.contract.emitted import scenarios
 
 ASYNCAPI = SCHEMA_DIR / "asyncapi.yaml"
@@ -185,14 +187,15 @@ def test_operations_match_what_each_service_reads_and_writes(doc, service):
     assert described == in_code
 
 
-def test_the_deadletter_key_lists_the_topics_services_read_and_the_mailbox(doc):
+def test_the_deadletter_key_lists_the_topics_services_read_the_mailbox_and_the_webhooks(doc):
     read = {
         resolve(doc, operation["channel"]["$ref"])["address"]
         for operation in doc["operations"].values() if operation["action"] == "receive"
     }
-    topics_key, mailbox_key = message_named(doc, "deadletter.recorded")["bindings"]["kafka"]["key"]["anyOf"]
+    topics_key, mailbox_key, webhooks_key = message_named(doc, "deadletter.recorded")["bindings"]["kafka"]["key"]["anyOf"]
     assert set(topics_key["enum"]) == read
     assert Draft202012Validator(mailbox_key).is_valid("imap:INBOX")
+    assert set(webhooks_key["enum"]) == {sms_webhook.DEADLETTER_ORIGIN, status_webhook.DEADLETTER_ORIGIN}
 
 
 def test_emitted_events_go_to_the_described_topic_with_a_described_key(doc):

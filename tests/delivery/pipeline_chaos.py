@@ -62,7 +62,7 @@ def contacts_for(run: str, threads: int, follow_up_every: int = 4) -> list[Event
         for k in range(2 if n % follow_up_every == 0 else 1):
             body = {"session_id": session_id, "client_message_id": f"m{k}", "text": TEXTS[(n + k) % len(TEXTS)],
                     "customer": {"language": "es" if n % 2 else "en"}}
-            data = web.contact_event_data(chat.parse_message(body), session_id)
+            data = web.contact_event_data(chat.parse_message(body), session_id, "ES")
             contacts.append(Event(type="contact.received", source="deskstream/intake", id=data["contact_id"],
                                   data=data, subject=data["thread_key"]))
     return contacts

@@ -1,4 +1,5 @@
 """What the notifier says, and when it asks to say it."""
+from deskstream.recipients import recipient_key
 from services.notifier import requests
 from services.notifier.templates import UnknownTemplate, render
 
@@ -29,7 +30,7 @@ def test_english_and_unknown_languages_fall_back_to_english():
 def test_a_replayed_event_asks_for_the_same_message():
     contact = requests.remember_contact(CREATED)
     assert requests.acknowledgement(CLASSIFIED, contact)["request_id"] == requests.acknowledgement(CLASSIFIED, contact)["request_id"]
-    assert requests.recipient_key(contact["reply_to"]) == "chat:session-1234567890"
+    assert recipient_key(contact["reply_to"]) == "chat:session-1234567890"
 
 
 def test_unknown_templates_are_an_error():

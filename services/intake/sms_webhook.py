@@ -1,0 +1,93 @@
+"""Twilio's SMS/WhatsApp webhook, `POST /webhooks/twilio/sms`, a thin shell over `sms.py`.
+
+Twilio waits at most 15 s for the answer and, when it gets none or a 5xx, may post
+the same message again. So the answer goes back only once Kafka has the event (an
+answered message is a stored one), a broker that does not take it within
+`publish_timeout_seconds` gets a 503, and the retry, with the same MessageSid, is
+the same contact and is dropped by intake's thread state.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable
+from urllib.parse import urlencode
+
+from aiohttp import web
+from twilio.twiml.messaging_response import MessagingResponse
+
+from deskstream.events import utcnow
+from deskstream.http import RouteSetup
+from deskstream.pipeline import Pipeline, deadletter_event
+from deskstream.recipients import recipient_key
+from deskstream.topics import DEADLETTER, INTAKE_RAW, NOTIFY_REQUESTS
+from deskstream.twilio_webhooks import ForgedWebhook, TwilioWebhook
+
+from services.intake import sms
+from services.intake.customers import customer_id
+from services.intake.settings import IntakeSettings
+
+log = logging.getLogger(__name__)
+
+PATH = "/webhooks/twilio/sms"
+DEADLETTER_ORIGIN = "twilio:sms"
+CONSENT_EVENTS = {sms.Keyword.OPT_OUT: "consent.opted_out", sms.Keyword.OPT_IN: "consent.opted_in"}
+
+
+def twiml(reply: str | None = None) -> web.Response:
+    """Twilio's answer: an empty `<Response/>`, or one that texts `reply` back."""
+    response = MessagingResponse()
+    if reply:
+        response.message(reply)
+    return web.Response(text=str(response), content_type="text/xml")
+
+
+def sms_routes(pipeline: Pipeline, settings: IntakeSettings) -> RouteSetup:
+    twilio = settings.twilio
+    webhook = TwilioWebhook(twilio.auth_token, twilio.public_base_url) if twilio is not None else None
+
+    async def stored_then(publication: Awaitable[None], answer: web.Response) -> web.Response:
+        assert twilio is not None
+        try:
+            await asyncio.wait_for(publication, twilio.publish_timeout_seconds)
+        except Exception as error:  # not stored: Twilio retries, and the retry is the same contact
+            pipeline.metrics.failed("twilio webhook not stored")
+            log.warning("sms not stored", extra={"error": type(error).__name__})
+            return web.Response(status=503, text="the message could not be stored; retry")
+        return answer
+
+    async def receive(request: web.Request) -> web.Response:
+        if webhook is None:
+            return web.Response(status=503, text="the SMS channel is not configured (TWILIO_AUTH_TOKEN)")
+        try:
+            form = await webhook.verified_form(request)
+        except ForgedWebhook as error:
+            pipeline.metrics.failed("twilio webhook forged")
+            log.warning("twilio webhook refused", extra={"reason": str(error)})
+            return web.Response(status=403, text="invalid Twilio signature")
+        try:
+            message = sms.parse_inbound(form, settings.phone_region)
+        except sms.SmsRejected as error:
+            pipeline.metrics.failed("sms rejected")
+            original = urlencode(list(form.items())).encode()
+            letter = deadletter_event(pipeline.source, DEADLETTER_ORIGIN, str(error), original)
+            return await stored_then(pipeline.publish(DEADLETTER, DEADLETTER_ORIGIN, letter), twiml())
+
+        keyword = message.keyword()
+        if keyword is None:
+            data = sms.contact_data(message, customer_id(phone=message.number, fallback=message.thread_key), utcnow())
+            event = pipeline.event("contact.received", data["contact_id"], data, data["thread_key"])
+            return await stored_then(pipeline.publish(INTAKE_RAW, message.thread_key, event), twiml())
+
+        kind, language = keyword
+        reply = sms.DEFAULT_REPLIES[kind][language]
+        if kind is sms.Keyword.HELP:
+            return twiml(reply)
+        consent = sms.consent_data(message, kind, utcnow())
+        event = pipeline.event(CONSENT_EVENTS[kind], f"consent.{message.message_sid}", consent)
+        return await stored_then(pipeline.publish(NOTIFY_REQUESTS, recipient_key(consent["recipient"]), event), twiml(reply))
+
+    def setup(application: web.Application) -> None:
+        application.router.add_post(PATH, receive)
+
+    return setup
