@@ -72,14 +72,26 @@ def smtp_server():
         yield server
 
 
+@pytest.fixture(scope="session")
+def twilio_api():
+    """A local server playing Twilio's Messages API (tests/twilio_api.py): what the
+    notifier sends by SMS or WhatsApp lands there, and it posts the status callbacks."""
+    from tests.twilio_api import TwilioApi
+
+    with TwilioApi() as server:
+        yield server
+
+
 SUPPORT_ADDRESS = "soporte@deskstream.test"
 
 
 @pytest.fixture(scope="session")
-def pipeline_services(kafka: KafkaCluster, topics: None, dovecot, smtp_server, tmp_path_factory: pytest.TempPathFactory):
+def pipeline_services(kafka: KafkaCluster, topics: None, dovecot, smtp_server, twilio_api, tmp_path_factory: pytest.TempPathFactory):
     """All four services running against the test cluster, for the whole session,
-    intake reading the Dovecot mailbox and the notifier sending through the SMTP server."""
+    intake reading the Dovecot mailbox and taking Twilio's webhooks, the notifier
+    sending through the SMTP server and the Twilio stand-in."""
     from tests.harness import SERVICES, ServiceProcess, service_env
+    from tests.twilio_api import SUPPORT_NUMBER
 
     data_dir = tmp_path_factory.mktemp("services")
     env = service_env(
@@ -88,7 +100,11 @@ def pipeline_services(kafka: KafkaCluster, topics: None, dovecot, smtp_server, t
         IMAP_PASSWORD=dovecot.password, IMAP_POLL_SECONDS="5", MAIL_OWN_ADDRESSES=SUPPORT_ADDRESS,
         SMTP_HOST=smtp_server.host, SMTP_PORT=str(smtp_server.port), SMTP_STARTTLS="false", MAIL_FROM=SUPPORT_ADDRESS,
         MAIL_FROM_NAME="Soporte", MAIL_MESSAGE_ID_DOMAIN="deskstream.test",
+        TWILIO_ACCOUNT_SID=twilio_api.account_sid, TWILIO_AUTH_TOKEN=twilio_api.auth_token, TWILIO_SMS_FROM=SUPPORT_NUMBER,
+        TWILIO_API_URL=twilio_api.url, TWILIO_BACKOFF_SECONDS="0.05",
     )
+    env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['INTAKE_HTTP_PORT']}"
+    env["NOTIFIER_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}"
     running = {name: ServiceProcess(name, env, data_dir).start() for name in SERVICES}
     try:
         for service in running.values():
