@@ -67,6 +67,7 @@ chaos: venv kafka-fetch
 bench: venv kafka-fetch system-test-deps
 	PYTHONPATH=. $(BIN)/python -m bench.hop_throughput $(BENCH_ARGS)
 	PYTHONPATH=. $(BIN)/python -m bench.mail_intake
+	PYTHONPATH=. $(BIN)/python -m bench.sms_webhook
 
 clean:
 	rm -rf .data .pytest_cache

@@ -12,9 +12,8 @@ from typing import Any
 
 import orjson
 from jsonschema import Draft202012Validator, ValidationError
-from referencing import Registry, Resource
 
-from deskstream.events import SCHEMA_BASE, Event
+from deskstream.events import Event
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 ENVELOPE = "cloudevent.json"
@@ -34,17 +33,46 @@ def schema_files(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
     return {path.name: orjson.loads(path.read_bytes()) for path in sorted(directory.glob("*.json"))}
 
 
+def inline_refs(schemas: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    """Schema `name` with every `$ref` replaced by what it points to (in this folder).
+
+    Every event is validated two or three times on its way, and jsonschema's `$ref`
+    lookups were half of each validation (`make bench`); the schemas have no recursive
+    references, so the resolved form validates the same in half the time.
+    """
+
+    def resolve(node: Any, document: str, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, document, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        rest = {key: resolve(value, document, seen) for key, value in node.items() if key not in ("$ref", "$defs", "$id", "$schema")}
+        if "$ref" not in node:
+            return rest
+        target_document, _, fragment = node["$ref"].partition("#")
+        target_document = target_document.removeprefix("./") or document
+        where = f"{target_document}#{fragment}"
+        if where in seen:
+            raise ValueError(f"{name}: recursive $ref {where} cannot be inlined")
+        target: Any = schemas[target_document]
+        for part in filter(None, fragment.split("/")):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        resolved = resolve(target, target_document, seen + (where,))
+        return {"allOf": [resolved], **rest} if rest else resolved
+
+    inlined = resolve(schemas[name], name, ())
+    inlined["$schema"] = schemas[name].get("$schema", "https://json-schema.org/draft/2020-12/schema")
+    return inlined
+
+
 class Contract:
     """The event types a directory of schemas defines, and a validator for each."""
 
     def __init__(self, directory: Path = SCHEMA_DIR) -> None:
         schemas = schema_files(directory)
-        registry = Registry().with_resources(
-            (SCHEMA_BASE + name, Resource.from_contents(schema)) for name, schema in schemas.items()
-        )
         self._validators = {
-            name.removesuffix(".json"): Draft202012Validator(schema, registry=registry)
-            for name, schema in schemas.items()
+            name.removesuffix(".json"): Draft202012Validator(inline_refs(schemas, name))
+            for name in schemas
             if name != ENVELOPE
         }
 

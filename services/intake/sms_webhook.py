@@ -34,11 +34,15 @@ DEADLETTER_ORIGIN = "twilio:sms"
 CONSENT_EVENTS = {sms.Keyword.OPT_OUT: "consent.opted_out", sms.Keyword.OPT_IN: "consent.opted_in"}
 
 
+EMPTY_TWIML = str(MessagingResponse())
+
+
 def twiml(reply: str | None = None) -> web.Response:
     """Twilio's answer: an empty `<Response/>`, or one that texts `reply` back."""
+    if not reply:
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
     response = MessagingResponse()
-    if reply:
-        response.message(reply)
+    response.message(reply)
     return web.Response(text=str(response), content_type="text/xml")
 
 

@@ -106,3 +106,43 @@ def test_a_contract_reads_the_directory_it_is_given(tmp_path):
     contract.validate(load(EXAMPLES / "chat.message" / "chat-es.json"))
     with pytest.raises(SchemaViolation, match="unknown event type"):
         contract.validate(load(EXAMPLES / "notify.sent" / "chat-es.json"))
+
+
+def _mutations(event: dict):
+    """Each golden example broken in a few ways the schemas refuse, and left whole."""
+    yield event
+    for key in list(event["data"])[:4]:
+        broken = copy.deepcopy(event)
+        del broken["data"][key]
+        yield broken
+        wrong_type = copy.deepcopy(event)
+        wrong_type["data"][key] = 12345
+        yield wrong_type
+    extra = copy.deepcopy(event)
+    extra["data"]["unexpected"] = True
+    yield extra
+
+
+def test_the_inlined_schemas_accept_and_refuse_exactly_what_the_referenced_ones_do():
+    """Contract validates with `$ref`s inlined (speed); jsonschema's own resolution is the reference."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    from deskstream.contract import schema_files
+    from deskstream.events import SCHEMA_BASE
+    from tests.contract.golden import example_paths
+
+    schemas = schema_files()
+    registry = Registry().with_resources((SCHEMA_BASE + name, Resource.from_contents(s)) for name, s in schemas.items())
+    referenced = {name[:-5]: Draft202012Validator(schema, registry=registry) for name, schema in schemas.items()}
+    compared = 0
+    for path in example_paths():
+        for event in _mutations(load(path)):
+            try:
+                default_contract().validate(event)
+                inlined_valid = True
+            except SchemaViolation:
+                inlined_valid = False
+            assert inlined_valid == referenced[event["type"]].is_valid(event), path
+            compared += 1
+    assert compared > 300
