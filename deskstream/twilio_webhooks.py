@@ -8,9 +8,20 @@ which a caller controls.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
 from aiohttp import web
 from multidict import MultiDictProxy
 from twilio.request_validator import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
+
+from deskstream.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+FormHandler = Callable[[web.Request, MultiDictProxy[str]], Awaitable[web.StreamResponse]]
+View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ForgedWebhook(Exception):
@@ -40,3 +51,34 @@ class TwilioWebhook:
         if not self._validator.validate(self.url_called(request), fields, signature, algorithm):
             raise ForgedWebhook("the signature does not match the request")
         return fields  # type: ignore[return-value]
+
+
+def signed_view(webhook: TwilioWebhook | None, metrics: ServiceMetrics, handle: FormHandler, *, configured_by: str) -> View:
+    """An aiohttp view that hands `handle` only the forms Twilio signed: anything else
+    gets 403 and goes no further; without an auth token (`configured_by` unset) 503."""
+
+    async def view(request: web.Request) -> web.StreamResponse:
+        if webhook is None:
+            return web.Response(status=503, text=f"the SMS channel is not configured ({configured_by})")
+        try:
+            form = await webhook.verified_form(request)
+        except ForgedWebhook as error:
+            metrics.failed("twilio webhook forged")
+            log.warning("twilio webhook refused", extra={"path": request.path, "reason": str(error)})
+            return web.Response(status=403, text="invalid Twilio signature")
+        return await handle(request, form)
+
+    return view
+
+
+async def stored_within(publication: Awaitable[None], seconds: float, metrics: ServiceMetrics) -> bool:
+    """Whether Kafka acknowledged the record within `seconds`. Twilio gives up on a
+    webhook after 15 s; a webhook answers 503 when this is false, and Twilio's retry
+    carries the same ids, so a record that did get through late is dropped as a repeat."""
+    try:
+        await asyncio.wait_for(publication, seconds)
+    except Exception as error:
+        metrics.failed("twilio webhook not stored")
+        log.warning("twilio webhook not stored", extra={"error": type(error).__name__})
+        return False
+    return True

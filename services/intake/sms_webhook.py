@@ -8,12 +8,11 @@ the same contact and is dropped by intake's thread state.
 """
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Awaitable
 from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import MultiDictProxy
 from twilio.twiml.messaging_response import MessagingResponse
 
 from deskstream.events import utcnow
@@ -21,13 +20,11 @@ from deskstream.http import RouteSetup
 from deskstream.pipeline import Pipeline, deadletter_event
 from deskstream.recipients import recipient_key
 from deskstream.topics import DEADLETTER, INTAKE_RAW, NOTIFY_REQUESTS
-from deskstream.twilio_webhooks import ForgedWebhook, TwilioWebhook
+from deskstream.twilio_webhooks import TwilioWebhook, signed_view, stored_within
 
 from services.intake import sms
 from services.intake.customers import customer_id
 from services.intake.settings import IntakeSettings
-
-log = logging.getLogger(__name__)
 
 PATH = "/webhooks/twilio/sms"
 DEADLETTER_ORIGIN = "twilio:sms"
@@ -52,23 +49,11 @@ def sms_routes(pipeline: Pipeline, settings: IntakeSettings) -> RouteSetup:
 
     async def stored_then(publication: Awaitable[None], answer: web.Response) -> web.Response:
         assert twilio is not None
-        try:
-            await asyncio.wait_for(publication, twilio.publish_timeout_seconds)
-        except Exception as error:  # not stored: Twilio retries, and the retry is the same contact
-            pipeline.metrics.failed("twilio webhook not stored")
-            log.warning("sms not stored", extra={"error": type(error).__name__})
-            return web.Response(status=503, text="the message could not be stored; retry")
-        return answer
+        if await stored_within(publication, twilio.publish_timeout_seconds, pipeline.metrics):
+            return answer
+        return web.Response(status=503, text="the message could not be stored; retry")
 
-    async def receive(request: web.Request) -> web.Response:
-        if webhook is None:
-            return web.Response(status=503, text="the SMS channel is not configured (TWILIO_AUTH_TOKEN)")
-        try:
-            form = await webhook.verified_form(request)
-        except ForgedWebhook as error:
-            pipeline.metrics.failed("twilio webhook forged")
-            log.warning("twilio webhook refused", extra={"reason": str(error)})
-            return web.Response(status=403, text="invalid Twilio signature")
+    async def receive(request: web.Request, form: MultiDictProxy[str]) -> web.Response:
         try:
             message = sms.parse_inbound(form, settings.phone_region)
         except sms.SmsRejected as error:
@@ -92,6 +77,6 @@ def sms_routes(pipeline: Pipeline, settings: IntakeSettings) -> RouteSetup:
         return await stored_then(pipeline.publish(NOTIFY_REQUESTS, recipient_key(consent["recipient"]), event), twiml(reply))
 
     def setup(application: web.Application) -> None:
-        application.router.add_post(PATH, receive)
+        application.router.add_post(PATH, signed_view(webhook, pipeline.metrics, receive, configured_by="TWILIO_AUTH_TOKEN"))
 
     return setup

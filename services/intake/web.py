@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from deskstream.events import stable_id, utcnow
+from deskstream.events import utcnow
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Processor
 from deskstream.logs import redact

@@ -6,23 +6,20 @@ failed, read on WhatsApp). It is signed like every Twilio webhook; a forged one 
 """
 from __future__ import annotations
 
-import asyncio
-import logging
 from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from deskstream.events import utcnow
 from deskstream.http import RouteSetup
 from deskstream.pipeline import Pipeline, deadletter_event
 from deskstream.recipients import recipient_key
 from deskstream.topics import DEADLETTER, NOTIFY_RECEIPTS
-from deskstream.twilio_webhooks import ForgedWebhook, TwilioWebhook
+from deskstream.twilio_webhooks import TwilioWebhook, signed_view, stored_within
 
 from services.notifier import delivery
 from services.notifier.settings import TwilioSettings
-
-log = logging.getLogger(__name__)
 
 DEADLETTER_ORIGIN = "twilio:status"
 PUBLISH_TIMEOUT_SECONDS = 10.0  # within Twilio's 15 s: a 5xx makes Twilio try again
@@ -31,15 +28,7 @@ PUBLISH_TIMEOUT_SECONDS = 10.0  # within Twilio's 15 s: a 5xx makes Twilio try a
 def status_routes(pipeline: Pipeline, twilio: TwilioSettings | None) -> RouteSetup:
     webhook = TwilioWebhook(twilio.auth_token, twilio.public_base_url) if twilio is not None else None
 
-    async def receive(request: web.Request) -> web.Response:
-        if webhook is None:
-            return web.Response(status=503, text="the SMS channel is not configured (TWILIO_ACCOUNT_SID)")
-        try:
-            form = await webhook.verified_form(request)
-        except ForgedWebhook as error:
-            pipeline.metrics.failed("twilio webhook forged")
-            log.warning("twilio status callback refused", extra={"reason": str(error)})
-            return web.Response(status=403, text="invalid Twilio signature")
+    async def receive(request: web.Request, form: MultiDictProxy[str]) -> web.Response:
         try:
             report = delivery.status_report(request.query, form, utcnow())
         except delivery.InvalidStatusCallback as error:
@@ -50,14 +39,11 @@ def status_routes(pipeline: Pipeline, twilio: TwilioSettings | None) -> RouteSet
         else:
             event = pipeline.event("notify.status_reported", f"{report['request_id']}.status.{report['status']}", report, report["ticket_id"])
             publication = pipeline.publish(NOTIFY_RECEIPTS, recipient_key(report["recipient"]), event)
-        try:
-            await asyncio.wait_for(publication, PUBLISH_TIMEOUT_SECONDS)
-        except Exception as error:
-            log.warning("twilio status callback not stored", extra={"error": type(error).__name__})
+        if not await stored_within(publication, PUBLISH_TIMEOUT_SECONDS, pipeline.metrics):
             return web.Response(status=503, text="not stored; retry")
         return web.Response(status=204)
 
     def setup(application: web.Application) -> None:
-        application.router.add_post(delivery.STATUS_PATH, receive)
+        application.router.add_post(delivery.STATUS_PATH, signed_view(webhook, pipeline.metrics, receive, configured_by="TWILIO_ACCOUNT_SID"))
 
     return setup
