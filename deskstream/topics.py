@@ -44,7 +44,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(TICKETS_EVENTS, "ticket id", "the public ticket lifecycle", _KEEP_WEEKS),
     TopicSpec(AGENTS_EVENTS, "agent id", "agent presence and capacity", _KEEP_WEEKS),
     TopicSpec(INCIDENTS_EVENTS, "incident id", "incident lifecycle", _KEEP_WEEKS),
-    TopicSpec(NOTIFY_REQUESTS, "recipient", "outbound messages to send", _KEEP_WEEKS),
+    TopicSpec(NOTIFY_REQUESTS, "recipient", "outbound messages to send, and recipients' consent", _KEEP_WEEKS),
     TopicSpec(NOTIFY_RECEIPTS, "recipient", "what each send attempt did", _KEEP_WEEKS),
     TopicSpec(CHAT_OUTBOUND, "chat session id", "messages for chat sessions, pushed by intake", _KEEP_WEEKS),
     TopicSpec(DEADLETTER, "origin", "rejected input, its origin and the reason", {"retention.ms": str(8 * WEEK_MS)}),

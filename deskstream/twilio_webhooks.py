@@ -44,13 +44,12 @@ class TwilioWebhook:
         if not signature:
             raise ForgedWebhook(f"no {SIGNATURE_HEADER} header")
         form = await request.post()
-        fields = MultiDictProxy(form) if not isinstance(form, MultiDictProxy) else form
-        if any(not isinstance(value, str) for value in fields.values()):
+        if any(not isinstance(value, str) for value in form.values()):
             raise ForgedWebhook("Twilio posts form fields, not files")
         algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
-        if not self._validator.validate(self.url_called(request), fields, signature, algorithm):
+        if not self._validator.validate(self.url_called(request), form, signature, algorithm):
             raise ForgedWebhook("the signature does not match the request")
-        return fields  # type: ignore[return-value]
+        return form  # type: ignore[return-value]
 
 
 def signed_view(webhook: TwilioWebhook | None, metrics: ServiceMetrics, handle: FormHandler, *, configured_by: str) -> View:
