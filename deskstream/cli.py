@@ -102,9 +102,12 @@ def up() -> None:
             )
         host = env.get("HTTP_HOST", "127.0.0.1")
         port = {name: env_int(env, f"{name.upper()}_HTTP_PORT", default) for name, default in DEFAULT_PORTS.items()}
+        sms_webhook = (f"Twilio calls it as {env['PUBLIC_BASE_URL']}/webhooks/twilio/sms"
+                       if env.get("TWILIO_AUTH_TOKEN") and env.get("PUBLIC_BASE_URL") else "off until TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL are set")
         print(
             "\ndeskstream is starting (each service answers once its tables are recovered):\n"
             f"  chat page          http://{host}:{port['intake']}/\n"
+            f"  Twilio SMS webhook http://{host}:{port['intake']}/webhooks/twilio/sms ({sms_webhook})\n"
             f"  agent API          http://{host}:{port['router']}/api/agents\n"
             f"  notifier           http://{host}:{port['notifier']}/healthz\n"
             f"  support figures    http://{host}:{port['feedback']}/api/figures/daily\n"

@@ -108,6 +108,7 @@ class TwilioApi:
         self._thread = threading.Thread(target=self._loop.run_forever, name="twilio-api", daemon=True)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._reports: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -210,7 +211,9 @@ class TwilioApi:
         with self._lock:
             self.messages.append(sent)
         if sent.status_callback:
-            asyncio.ensure_future(self._report(sent))
+            task = asyncio.ensure_future(self._report(sent))
+            self._reports.add(task)
+            task.add_done_callback(self._reports.discard)
         now = formatdate(usegmt=True)
         return web.json_response(
             {

@@ -37,3 +37,31 @@ def test_intake_refuses_to_start_without_a_real_session_secret():
     with pytest.raises(SettingsError, match="CHAT_SESSION_SECRET"):
         IntakeSettings.from_env({"CHAT_SESSION_SECRET": "short"})
     assert IntakeSettings.from_env({"CHAT_SESSION_SECRET": "s" * 32}).chat_session_secret == b"s" * 32
+
+
+SECRET = {"CHAT_SESSION_SECRET": "s" * 40}
+
+
+def test_the_sms_webhook_is_off_without_a_token_and_needs_the_url_twilio_signs():
+    assert IntakeSettings.from_env(SECRET).twilio is None
+    with pytest.raises(SettingsError, match="PUBLIC_BASE_URL"):
+        IntakeSettings.from_env({**SECRET, "TWILIO_AUTH_TOKEN": "t"})
+    twilio = IntakeSettings.from_env({**SECRET, "TWILIO_AUTH_TOKEN": "t", "PUBLIC_BASE_URL": "https://support.example.com/"}).twilio
+    assert twilio is not None and twilio.public_base_url == "https://support.example.com"
+
+
+def test_sending_sms_needs_a_token_a_sender_and_a_callback_url():
+    from services.notifier.settings import NotifierSettings
+
+    assert NotifierSettings.from_env({}).twilio is None
+    account = {"TWILIO_ACCOUNT_SID": "AC1"}
+    with pytest.raises(SettingsError, match="TWILIO_AUTH_TOKEN"):
+        NotifierSettings.from_env(account)
+    with pytest.raises(SettingsError, match="TWILIO_SMS_FROM or TWILIO_MESSAGING_SERVICE_SID"):
+        NotifierSettings.from_env({**account, "TWILIO_AUTH_TOKEN": "t"})
+    with pytest.raises(SettingsError, match="PUBLIC_BASE_URL"):
+        NotifierSettings.from_env({**account, "TWILIO_AUTH_TOKEN": "t", "TWILIO_SMS_FROM": "+34910000000"})
+    twilio = NotifierSettings.from_env({**account, "TWILIO_AUTH_TOKEN": "t", "TWILIO_SMS_FROM": "+34910000000",
+                                        "PUBLIC_BASE_URL": "https://support.example.com"}).twilio
+    assert twilio is not None
+    assert (twilio.whatsapp_from, twilio.public_base_url, twilio.max_segments) == ("+34910000000", "https://support.example.com", 3)
