@@ -30,8 +30,16 @@ def fold(text: str) -> str:
 
 
 def _pattern(phrases: list[str]) -> re.Pattern[str]:
+    """Whole words or phrases; a `*` in a rule stands for the rest of a word, so that
+    `cobr*` matches cobro, cobrado and cobraron alike."""
     alternatives = sorted({fold(p) for p in phrases}, key=len, reverse=True)
-    return re.compile(r"(?<!\w)(" + "|".join(re.escape(a) for a in alternatives) + r")(?!\w)")
+    return re.compile(r"(?<!\w)(" + "|".join(re.escape(a).replace(r"\*", r"\w*") for a in alternatives) + r")(?!\w)")
+
+
+def _headcount(people: list[str]) -> re.Pattern[str]:
+    """A number of people: '25 operarios', '40 personas sin conexión', '300 of our users'."""
+    nouns = "|".join(re.escape(fold(noun)).replace(r"\*", r"\w*") for noun in sorted(people, key=len, reverse=True))
+    return re.compile(r"(?<![\w.,])(\d{1,6})\s+(?:[a-z]+\s+){0,3}?(?:" + nouns + r")(?!\w)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,8 @@ class Rules:
     impatient: re.Pattern[str]
     default_skill: str
     default_priority: str
+    headcount: re.Pattern[str] | None = None  # "40 personas", "25 operarios"...
+    many_people: int = 10  # ...is P1 from this many people on
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "Rules":
@@ -66,6 +76,8 @@ class Rules:
                 impatient=_pattern(raw["sentiment"]["impatient"]),
                 default_skill=raw.get("default_skill", "general"),
                 default_priority=raw.get("default_priority", "P3"),
+                headcount=_headcount(raw["many_people"]["people"]) if "many_people" in raw else None,
+                many_people=int(raw.get("many_people", {}).get("at_least", 10)),
             )
         except (KeyError, TypeError, re.error) as error:
             raise RulesError(f"rules file is incomplete or malformed: {error!r}") from None
@@ -94,6 +106,9 @@ def classify(rules: Rules, subject: str | None, body: str, repeat_count: int = 0
     # Most distinct matches wins; ties go to the order of the rules file.
     skill = max(skill_hits, key=lambda s: len(set(skill_hits[s])), default=rules.default_skill)
     priority_hits = {p: pattern.findall(text) for p, pattern in rules.priorities.items()}
+    crowds = [m.group(0) for m in rules.headcount.finditer(text) if int(m.group(1)) >= rules.many_people] if rules.headcount else []
+    if crowds:  # many people affected is P1 whatever the words
+        priority_hits["P1"] = priority_hits.get("P1", []) + crowds
     priority = next((p for p in PRIORITIES if priority_hits.get(p)), rules.default_priority)
     negative = sorted(set(rules.negative.findall(text)))
     impatient = sorted(set(rules.impatient.findall(text)))
