@@ -35,6 +35,7 @@ INCIDENTS_EVENTS = "incidents.events"
 NOTIFY_REQUESTS = "notify.requests"
 NOTIFY_RECEIPTS = "notify.receipts"
 CHAT_OUTBOUND = "chat.outbound"
+ROUTER_DISPATCH = "router.dispatch"
 DEADLETTER = "deadletter"
 
 _KEEP_WEEKS = {"retention.ms": str(4 * WEEK_MS)}
@@ -47,6 +48,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFY_REQUESTS, "recipient", "outbound messages to send, and recipients' consent", _KEEP_WEEKS),
     TopicSpec(NOTIFY_RECEIPTS, "recipient", "what each send attempt did", _KEEP_WEEKS),
     TopicSpec(CHAT_OUTBOUND, "chat session id", "messages for chat sessions, pushed by intake", _KEEP_WEEKS),
+    TopicSpec(ROUTER_DISPATCH, "the constant `dispatch`", "the router's own queue of decisions: one partition, one decider", _KEEP_WEEKS),
     TopicSpec(DEADLETTER, "origin", "rejected input, its origin and the reason", {"retention.ms": str(8 * WEEK_MS)}),
 )
 

@@ -1,8 +1,8 @@
 """Router: every new ticket triaged, then given to an agent who can take it.
 
-    tickets.events (ticket.created) ──triage──> ticket.classified
-                                    ──assign──> ticket.assigned, or queued until an agent is free
-    tickets.events (ticket.resolved/closed) ──> capacity freed, next queued ticket assigned
+    tickets.events (ticket.created) ──triage──> router.dispatch ──place──> ticket.classified
+                                                                      ──> ticket.assigned, or queued until an agent is free
+    tickets.events (ticket.resolved) ──> router.dispatch ──> capacity freed, next queued ticket assigned
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Step
-from deskstream.topics import TICKETS_EVENTS
+from deskstream.topics import ROUTER_DISPATCH, TICKETS_EVENTS
 
 from services.router import routing
 from services.router.roster import load_roster
@@ -29,30 +29,39 @@ pipeline = Pipeline(app, settings.service)
 rulebook = RuleBook(settings.rules_path)
 roster = load_roster(settings.roster_path)
 
-FREES_CAPACITY = {"ticket.resolved", "ticket.closed"}
+# Every decision about agents and queues is taken by one hop on one partition: the
+# records of router.dispatch all carry this key. Triage, which needs only the ticket,
+# runs in parallel on every worker; placing tickets, which needs every agent's load,
+# runs where that one partition is, so two workers can never give an agent more
+# tickets than it can hold or a ticket to two agents (KIP-98 fencing keeps a deposed
+# owner from committing). One decider handles thousands of tickets a second; support
+# traffic is far below that.
+DISPATCH_KEY = "dispatch"
 
 
-def emit_assignment(step: Step, given: routing.Assignment) -> None:
-    ticket_id = given.data["ticket_id"]
-    step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.assigned", given.event_id, given.data, ticket_id))
-    step.table("tickets")[ticket_id] = given.ticket
-
-
-@pipeline.processor("routing", source=TICKETS_EVENTS, tables=("tickets",))
-def route_tickets(event: Event, step: Step) -> None:
-    tickets = step.table("tickets")
+@pipeline.processor("triage", source=TICKETS_EVENTS)
+def triage_new_tickets(event: Event, step: Step) -> None:
     ticket_id = event.data["ticket_id"]
-    if event.type == "ticket.created" and tickets.get(ticket_id) is None:
-        routed = routing.route_new_ticket(rulebook.rules, roster, event.data, tickets.values())
-        step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.classified", f"{ticket_id}.classified", routed.classified, ticket_id))
-        tickets[ticket_id] = routed.ticket
-        if routed.assignment is not None:
-            emit_assignment(step, routed.assignment)
-    elif event.type in FREES_CAPACITY and tickets.get(ticket_id, {}).get("status") in routing.OPEN:
-        closed, given = routing.close_and_refill(roster, tickets.values(), tickets.get(ticket_id), event.type.removeprefix("ticket."))
-        tickets[ticket_id] = closed
-        for assigned in given:
-            emit_assignment(step, assigned)
+    if event.type == "ticket.created":
+        triaged = routing.triage(rulebook.rules, event.data)
+        step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.ticket_triaged", f"{ticket_id}.triaged", triaged, ticket_id))
+    elif event.type == "ticket.resolved":
+        closed = {"ticket_id": ticket_id, "status": "resolved"}
+        step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.ticket_closed", f"{event.id}.closed", closed, ticket_id))
+
+
+@pipeline.processor("dispatch", source=ROUTER_DISPATCH, tables=("tickets",))
+def place_tickets_with_agents(command: Event, step: Step) -> None:
+    tickets = step.table("tickets")
+    outcome = routing.dispatch(roster, tickets, command.type, command.data)
+    if outcome.classified is not None:
+        ticket_id = outcome.classified["ticket_id"]
+        step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.classified", f"{ticket_id}.classified", outcome.classified, ticket_id))
+    for given in outcome.assignments:
+        ticket_id = given.data["ticket_id"]
+        step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.assigned", given.event_id, given.data, ticket_id))
+    for ticket_id, ticket in outcome.updates.items():
+        tickets[ticket_id] = ticket
 
 
 @app.timer(settings.rules_reload_seconds)
@@ -69,6 +78,6 @@ app.web_server(
         settings.service.http_host,
         settings.service.http_port,
         health_routes(pipeline),
-        agent_routes(roster, route_tickets),
+        agent_routes(roster, place_tickets_with_agents, pipeline),
     )
 )

@@ -2,6 +2,8 @@
 can hold at once."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +24,26 @@ class Agent:
     tier: str
     languages: frozenset[str]
     max_concurrent: int
+    token_sha256: str | None = None  # the agent API's bearer token, hashed; no hash, no API access
 
     def can_take(self, skill: str, tier: str, language: str) -> bool:
         """L2 agents also take L1 work of their skills; L1 agents never take L2 work."""
         tier_ok = self.tier == "L2" or tier == "L1"
         return skill in self.skills and tier_ok and language in self.languages
+
+
+def agent_with_token(roster: tuple[Agent, ...], token: str | None) -> Agent | None:
+    """The agent whose API token this is. Tokens are long random strings, so a plain
+    SHA-256 of them is safe to keep in the roster file; every agent is compared, in
+    constant time, so the answer's timing says nothing about which one matched."""
+    if not token:
+        return None
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    found = None
+    for agent in roster:
+        if agent.token_sha256 and hmac.compare_digest(agent.token_sha256, digest):
+            found = agent
+    return found
 
 
 def load_roster(path: Path = DEFAULT_ROSTER) -> tuple[Agent, ...]:
@@ -40,6 +57,7 @@ def load_roster(path: Path = DEFAULT_ROSTER) -> tuple[Agent, ...]:
                 tier=entry["tier"],
                 languages=frozenset(entry["languages"]),
                 max_concurrent=int(entry["max_concurrent"]),
+                token_sha256=entry.get("token_sha256"),
             )
             for entry in raw["agents"]
         )

@@ -8,7 +8,7 @@ exactly what the router emits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from services.router import assignment
 from services.router.roster import Agent
@@ -53,31 +53,50 @@ def assign(ticket: Ticket, agent: Agent, wait_minutes: int) -> Assignment:
     return Assignment(f"{ticket['ticket_id']}.assigned.{number}", data, updated)
 
 
-def route_new_ticket(rules: Rules, roster: tuple[Agent, ...], created: dict[str, Any], tickets: Iterable[Ticket]) -> Routed:
-    """Triage a `ticket.created` and give it to an agent if one is free."""
-    ticket_id = created["ticket_id"]
-    language = created["customer"]["language"]
+def triage(rules: Rules, created: dict[str, Any]) -> dict[str, Any]:
+    """The `dispatch.ticket_triaged` for a `ticket.created`: what the dispatcher needs
+    to place the ticket, decided from the ticket alone (so any worker can do it)."""
     verdict = classify(rules, created.get("subject"), created["body_text"])
-    decision = assignment.decide(roster, open_tickets(tickets), verdict.skill, verdict.priority, verdict.tier, language)
-    classified = {
-        "ticket_id": ticket_id,
+    return {
+        "ticket_id": created["ticket_id"],
         "skill": verdict.skill,
         "priority": verdict.priority,
         "tier": verdict.tier,
-        "language": language,
+        "language": created["customer"]["language"],
+        "channel": created["channel"],
+        "received_at": created["received_at"],
         "signals": verdict.signals,
+    }
+
+
+def route_triaged(roster: tuple[Agent, ...], triaged: dict[str, Any], tickets: Iterable[Ticket]) -> Routed:
+    """Give a triaged ticket to an agent if one is free, else queue it; with the wait."""
+    ticket_id, language = triaged["ticket_id"], triaged["language"]
+    decision = assignment.decide(roster, open_tickets(tickets), triaged["skill"], triaged["priority"], triaged["tier"], language)
+    classified = {
+        "ticket_id": ticket_id,
+        "skill": triaged["skill"],
+        "priority": triaged["priority"],
+        "tier": triaged["tier"],
+        "language": language,
+        "signals": triaged["signals"],
         "estimated_wait_minutes": decision.estimated_wait_minutes,
         "queue_position": decision.queue_position,
     }
     ticket = {
-        "ticket_id": ticket_id, "status": "queued", "skill": verdict.skill, "priority": verdict.priority,
-        "tier": verdict.tier, "language": language, "channel": created["channel"], "agent_id": None,
-        "received_at": created["received_at"], "assignments": 0,
+        "ticket_id": ticket_id, "status": "queued", "skill": triaged["skill"], "priority": triaged["priority"],
+        "tier": triaged["tier"], "language": language, "channel": triaged["channel"], "agent_id": None,
+        "received_at": triaged["received_at"], "assignments": 0,
     }
     if decision.agent is None:
         return Routed(classified, None, ticket)
     given = assign(ticket, decision.agent, decision.estimated_wait_minutes)
     return Routed(classified, given, given.ticket)
+
+
+def route_new_ticket(rules: Rules, roster: tuple[Agent, ...], created: dict[str, Any], tickets: Iterable[Ticket]) -> Routed:
+    """Triage and place a `ticket.created` in one step, as the two router hops do in two."""
+    return route_triaged(roster, triage(rules, created), tickets)
 
 
 def close_and_refill(roster: tuple[Agent, ...], tickets: Iterable[Ticket], ticket: Ticket, status: str) -> tuple[Ticket, list[Assignment]]:
@@ -93,3 +112,33 @@ def close_and_refill(roster: tuple[Agent, ...], tickets: Iterable[Ticket], ticke
             given.append(assign(dict(waiting), agent, 0))
             held[agent.id] += 1
     return closed, given
+
+
+class Board(Protocol):
+    """The dispatcher's tickets by id: its table in the service, a dict in tests."""
+
+    def get(self, ticket_id: str) -> Ticket | None: ...
+
+    def values(self) -> Iterable[Ticket]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    classified: dict[str, Any] | None  # the ticket.classified to publish, for a new ticket
+    assignments: list[Assignment]  # the ticket.assigned to publish, in order
+    updates: dict[str, Ticket]  # the board's new records, by ticket id
+
+
+def dispatch(roster: tuple[Agent, ...], board: Board, command_type: str, data: dict[str, Any]) -> Dispatched:
+    """What the dispatcher does with one `router.dispatch` record: place a triaged
+    ticket, or free a closed ticket's capacity for the queue. A record seen again (a
+    replay) finds the ticket already placed or already closed and does nothing."""
+    ticket_id = data["ticket_id"]
+    known = board.get(ticket_id)
+    if command_type == "dispatch.ticket_triaged" and known is None:
+        routed = route_triaged(roster, data, board.values())
+        return Dispatched(routed.classified, [routed.assignment] if routed.assignment else [], {ticket_id: routed.ticket})
+    if command_type == "dispatch.ticket_closed" and known is not None and known["status"] in OPEN:
+        closed, given = close_and_refill(roster, board.values(), known, data["status"])
+        return Dispatched(None, given, {ticket_id: closed, **{a.ticket["ticket_id"]: a.ticket for a in given}})
+    return Dispatched(None, [], {})

@@ -1,15 +1,31 @@
-"""The agent-facing API: the roster with its load, the queue, and one ticket's routing."""
+"""The agent-facing API: the roster with its load, the queue, one ticket's routing, and
+the actions an agent takes on a ticket (authenticated by the agent's bearer token)."""
 from __future__ import annotations
 
+import re
+import uuid
+
+import orjson
 from aiohttp import web
 
+from deskstream.events import stable_id, utcnow
+from deskstream.pipeline import Pipeline
 from deskstream.processor import Processor
+from deskstream.topics import TICKETS_EVENTS
 
 from services.router import assignment, routing
-from services.router.roster import Agent
+from services.router.roster import Agent, agent_with_token
+
+TICKET_ID = re.compile(r"^T-[A-Z2-7]{8}$")
+MAX_NOTE_CHARS = 2000
 
 
-def agent_routes(roster: tuple[Agent, ...], router: Processor):
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    return (header[len("Bearer "):].strip() or None) if header.startswith("Bearer ") else None
+
+
+def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipeline):
     def open_tickets() -> list[dict]:
         return routing.open_tickets(router.values("tickets"))
 
@@ -30,7 +46,35 @@ def agent_routes(roster: tuple[Agent, ...], router: Processor):
             return web.json_response({"error": "no such ticket"}, status=404)
         return web.json_response(found)
 
+    async def resolve(request: web.Request) -> web.Response:
+        """An agent resolved the ticket: `ticket.resolved`, published before the answer.
+        An `Idempotency-Key` header makes a retried request the same event."""
+        agent = agent_with_token(roster, bearer(request))
+        if agent is None:
+            return web.json_response({"error": "a valid agent token is required (Authorization: Bearer ...)"}, status=401)
+        ticket_id = request.match_info["ticket_id"]
+        if not TICKET_ID.match(ticket_id):
+            return web.json_response({"error": "not a ticket id"}, status=404)
+        note = None
+        if request.can_read_body:
+            try:
+                body = orjson.loads(await request.read())
+            except orjson.JSONDecodeError:
+                return web.json_response({"error": "the body must be JSON"}, status=400)
+            note = body.get("note") if isinstance(body, dict) else None
+            if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE_CHARS):
+                return web.json_response({"error": f"note must be text of at most {MAX_NOTE_CHARS} characters"}, status=400)
+        key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
+        data = {"ticket_id": ticket_id, "resolved_at": utcnow(), "resolved_by": agent.id, **({"note": note} if note else {})}
+        event = pipeline.event("ticket.resolved", f"{ticket_id}.resolved.{stable_id(agent.id, key, length=12)}", data, ticket_id)
+        try:
+            await pipeline.publish(TICKETS_EVENTS, ticket_id, event)
+        except Exception:
+            return web.json_response({"error": "not stored; retry with the same Idempotency-Key"}, status=503)
+        return web.json_response({"event_id": event.id}, status=202)
+
     def setup(application: web.Application) -> None:
+        application.router.add_post("/api/tickets/{ticket_id}/resolve", resolve)
         application.router.add_get("/api/agents", list_agents)
         application.router.add_get("/api/queue", queue)
         application.router.add_get("/api/tickets/{ticket_id}", ticket)

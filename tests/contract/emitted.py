@@ -28,9 +28,9 @@ import orjson
 
 from deskstream.contract import SchemaViolation, default_contract
 from deskstream.recipients import recipient_key
-from deskstream.events import Event, EventDecodeError
+from deskstream.events import Event, EventDecodeError, stable_id
 from deskstream.pipeline import deadletter_event
-from deskstream.topics import CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, TICKETS_EVENTS
+from deskstream.topics import CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, ROUTER_DISPATCH, TICKETS_EVENTS
 from services.intake import chat, sms, sms_webhook, web
 from services.intake.customers import customer_id
 from services.intake.normaliser import Thread, normalise
@@ -126,15 +126,32 @@ def consent(clock: Clock, name: str, form: dict[str, str]) -> Emitted:
 
 
 def triage_and_assign(clock: Clock, created: dict[str, Any], open_tickets: list[dict[str, Any]], name: str) -> list[Emitted]:
-    """services/router/app.py route_tickets, from the default rules and roster."""
-    routed = routing.route_new_ticket(Rules.load(DEFAULT_RULES), load_roster(DEFAULT_ROSTER), created, open_tickets)
+    """services/router/app.py triage_new_tickets then place_tickets_with_agents, from the
+    default rules and roster; the first item is the dispatch record, then what the
+    dispatcher publishes."""
+    triaged = routing.triage(Rules.load(DEFAULT_RULES), created)
+    routed = routing.route_triaged(load_roster(DEFAULT_ROSTER), triaged, open_tickets)
     ticket_id = created["ticket_id"]
-    emitted = [Emitted(name, TICKETS_EVENTS, ticket_id,
+    emitted = [Emitted(name, ROUTER_DISPATCH, "dispatch",
+                       pipeline_event("router", "dispatch.ticket_triaged", f"{ticket_id}.triaged", triaged, ticket_id, clock())),
+               Emitted(name, TICKETS_EVENTS, ticket_id,
                        pipeline_event("router", "ticket.classified", f"{ticket_id}.classified", routed.classified, ticket_id, clock()))]
     if routed.assignment is not None:
         emitted.append(Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event(
             "router", "ticket.assigned", routed.assignment.event_id, routed.assignment.data, ticket_id, clock())))
     return emitted
+
+
+def resolve(clock: Clock, assigned: dict[str, Any], name: str) -> list[Emitted]:
+    """services/router/web.py resolve (the agent API), then triage_new_tickets."""
+    ticket_id = assigned["ticket_id"]
+    resolved = {"ticket_id": ticket_id, "resolved_at": clock(), "resolved_by": assigned["agent_id"], "note": "Cargo duplicado devuelto."}
+    event_id = f"{ticket_id}.resolved.{stable_id(assigned['agent_id'], 'idempotency-key-1', length=12)}"
+    return [
+        Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event("router", "ticket.resolved", event_id, resolved, ticket_id, resolved["resolved_at"])),
+        Emitted(name, ROUTER_DISPATCH, "dispatch", pipeline_event(
+            "router", "dispatch.ticket_closed", f"{event_id}.closed", {"ticket_id": ticket_id, "status": "resolved"}, ticket_id, clock())),
+    ]
 
 
 # --- notifier -------------------------------------------------------------------------
@@ -221,7 +238,7 @@ def scenarios() -> list[Emitted]:
     out.append(created_es)
     routed_es = triage_and_assign(clock, created_es.event.data, [], "chat-es-network")
     out += routed_es
-    requested_es = acknowledge(clock, created_es.event.data, routed_es[0].event.data, "chat-es")
+    requested_es = acknowledge(clock, created_es.event.data, routed_es[1].event.data, "chat-es")
     out.append(requested_es)
     out += deliver(clock, requested_es, "chat-es")
     again = chat_contact(clock, "chat-es-again", SESSION_ES, "m-0002", "Sigo sin conexión… ¿alguien me puede ayudar? Ya van dos horas.")
@@ -237,9 +254,10 @@ def scenarios() -> list[Emitted]:
     out.append(created_en)
     routed_en = triage_and_assign(clock, created_en.event.data, [], "chat-en-billing")
     out += routed_en
-    requested_en = acknowledge(clock, created_en.event.data, routed_en[0].event.data, "chat-en")
+    requested_en = acknowledge(clock, created_en.event.data, routed_en[1].event.data, "chat-en")
     out.append(requested_en)
     out += deliver(clock, requested_en, "chat-en")
+    out += resolve(clock, routed_en[-1].event.data, "chat-en-resolved")
 
     # A Spanish P1 that needs L2 while the only L2 network agent who speaks Spanish is full: queued.
     p1 = chat_contact(clock, "chat-es-p1", SESSION_P1, "1",
@@ -254,7 +272,7 @@ def scenarios() -> list[Emitted]:
                "received_at": "2026-11-23T09:00:00.000Z"}]
     routed_p1 = triage_and_assign(clock, created_p1.event.data, busy + queued, "chat-es-p1-queued")
     out += routed_p1
-    requested_p1 = acknowledge(clock, created_p1.event.data, routed_p1[0].event.data, "chat-es-p1")
+    requested_p1 = acknowledge(clock, created_p1.event.data, routed_p1[1].event.data, "chat-es-p1")
     out.append(requested_p1)
     out += deliver(clock, requested_p1, "chat-es-p1")
 
@@ -275,7 +293,7 @@ def scenarios() -> list[Emitted]:
         for e in normalise(email_contact, Thread())
     )
     routed_email = triage_and_assign(clock, created_email.event.data, [], "email-es")
-    requested_email = acknowledge(clock, created_email.event.data, routed_email[0].event.data, "email-es")
+    requested_email = acknowledge(clock, created_email.event.data, routed_email[1].event.data, "email-es")
     out.append(requested_email)
     out += deliver(clock, requested_email, "email-es")
 
@@ -288,7 +306,7 @@ def scenarios() -> list[Emitted]:
     [created_sms] = ticket_events(clock, mms, sms_thread, "sms-es")
     out.append(created_sms)
     routed_sms = triage_and_assign(clock, created_sms.event.data, [], "sms-es")
-    requested_sms = acknowledge(clock, created_sms.event.data, routed_sms[0].event.data, "sms-es")
+    requested_sms = acknowledge(clock, created_sms.event.data, routed_sms[1].event.data, "sms-es")
     out.append(requested_sms)
     out += deliver_by_phone(clock, requested_sms, "SM" + "6" * 32, "sms-es")
     whatsapp = sms_contact(clock, "whatsapp-es", inbound_sms(sender="whatsapp:+34612345678", body="¿Hay alguna avería en Málaga?",

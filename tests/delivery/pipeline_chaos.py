@@ -34,7 +34,8 @@ from deskstream.events import Event
 from deskstream.localkafka import LocalKafka, free_port
 from deskstream.settings import KafkaSettings
 from deskstream.topics import (
-    CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, TICKETS_EVENTS, changelog_topic, ensure_topics,
+    CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, ROUTER_DISPATCH, TICKETS_EVENTS, changelog_topic,
+    ensure_topics,
 )
 from services.intake import chat, web
 from services.intake.normaliser import Thread, normalise
@@ -91,6 +92,7 @@ class Expected:
             expected.tickets.add(ticket_id)
             expected.threads[thread_key] = {"ticket_id": ticket_id, "recent_contacts": thread.recent_contacts}
             expected.sessions[thread_key.removeprefix("chat:")] = ticket_id
+            expected.ids[ROUTER_DISPATCH][f"{ticket_id}.triaged"] += 1
             expected.ids[TICKETS_EVENTS].update([f"{ticket_id}.classified", f"{ticket_id}.assigned.1"])
             expected.ids[NOTIFY_REQUESTS][f"{ticket_id}.ack"] += 1
             expected.ids[CHAT_OUTBOUND][f"{ticket_id}.ack"] += 1

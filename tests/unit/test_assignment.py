@@ -55,3 +55,30 @@ def test_the_seeded_roster_covers_every_skill_in_both_languages():
     for skill in ("network", "billing", "account", "hardware", "software", "general"):
         for language in ("es", "en"):
             assert assignment.choose_agent(roster, {}, skill, "L1", language) is not None, (skill, language)
+
+
+def test_the_dispatcher_places_queues_refills_and_ignores_what_it_has_seen():
+    from services.router import routing
+    from services.router.roster import Agent
+
+    roster = (Agent("ana", "Ana", frozenset({"general", "billing"}), "L1", frozenset({"es"}), 1),)
+    board: dict = {}
+
+    def triaged(n: int, priority: str = "P3") -> dict:
+        return {"ticket_id": f"T-AAAAAAA{n}", "skill": "billing", "priority": priority, "tier": "L1", "language": "es",
+                "channel": "chat", "received_at": f"2026-12-02T10:00:0{n}.000Z", "signals": {}}
+
+    def run(command: str, data: dict) -> routing.Dispatched:
+        outcome = routing.dispatch(roster, board, command, data)
+        board.update(outcome.updates)
+        return outcome
+
+    first = run("dispatch.ticket_triaged", triaged(2))
+    assert [a.data["agent_id"] for a in first.assignments] == ["ana"] and first.classified["queue_position"] == 0
+    queued_p4, queued_p2 = run("dispatch.ticket_triaged", triaged(3, "P4")), run("dispatch.ticket_triaged", triaged(4, "P2"))
+    assert queued_p4.assignments == queued_p2.assignments == [] and queued_p2.classified["queue_position"] == 1
+    assert run("dispatch.ticket_triaged", triaged(2)) == routing.Dispatched(None, [], {})  # a replay
+    freed = run("dispatch.ticket_closed", {"ticket_id": "T-AAAAAAA2", "status": "resolved"})
+    assert [a.data["ticket_id"] for a in freed.assignments] == ["T-AAAAAAA4"]  # the P2 before the older P4
+    assert board["T-AAAAAAA2"]["status"] == "resolved"
+    assert run("dispatch.ticket_closed", {"ticket_id": "T-AAAAAAA2", "status": "resolved"}).assignments == []

@@ -1,0 +1,170 @@
+"""Two router workers decide as one: no agent over capacity, no ticket assigned twice,
+and every assignment exactly the one a single dispatcher makes from the same records.
+
+On a broker of its own: 120 tickets for 4 agents of 2 tickets each, resolutions
+through the agent API of either worker while tickets keep coming, and one of the two
+workers SIGKILLed and restarted in the middle. Afterwards the `router.dispatch`
+partition (the dispatcher's input, in order) is replayed through the same pure
+function the dispatch hop runs (`routing.dispatch`), and what it decides must be what
+the workers published, assignment by assignment.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import json
+import random
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from deskstream.events import Event
+from deskstream.localkafka import LocalKafka, free_port
+from deskstream.settings import KafkaSettings
+from deskstream.topics import ROUTER_DISPATCH, TICKETS_EVENTS, ensure_topics
+from services.intake.normaliser import Thread, normalise
+from services.router import assignment, routing
+from services.router.roster import load_roster
+from tests.harness import ServiceProcess, read_topic, service_env
+
+pytestmark = pytest.mark.integration
+
+TICKETS = 120
+TEXTS = [
+    ("No tengo internet desde ayer", "es"), ("The app crashes when I sync", "en"), ("Me cobraron dos veces la factura", "es"),
+    ("I cannot log in to my account", "en"), ("La pantalla del portátil no enciende", "es"), ("How do I change my plan?", "en"),
+]
+AGENTS = [
+    {"id": "ana", "skills": ["general", "account", "billing"], "tier": "L1", "languages": ["es", "en"]},
+    {"id": "ben", "skills": ["general", "software", "account"], "tier": "L1", "languages": ["en"]},
+    {"id": "lucia", "skills": ["network", "hardware", "general"], "tier": "L1", "languages": ["es", "en"]},
+    {"id": "omar", "skills": ["network", "software", "hardware", "billing"], "tier": "L2", "languages": ["en", "es"]},
+]
+
+
+def token_of(agent_id: str) -> str:
+    return f"test-token-{agent_id}-" + "k" * 24
+
+
+@pytest.fixture
+def two_routers(tmp_path):
+    roster = {"agents": [{**agent, "name": agent["id"].title(), "max_concurrent": 2,
+                          "token_sha256": hashlib.sha256(token_of(agent["id"]).encode()).hexdigest()} for agent in AGENTS]}
+    roster_path = tmp_path / "roster.json"
+    roster_path.write_text(json.dumps(roster))
+    data_dir = Path(tempfile.mkdtemp(prefix="deskstream-routers-kafka-"))
+    broker = LocalKafka(data_dir, port=free_port(), controller_port=free_port()).start()
+    routers: list[ServiceProcess] = []
+    try:
+        asyncio.run(ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap})))
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            env = service_env(broker.bootstrap, tmp_path / name, ROUTER_ROSTER_PATH=str(roster_path))
+            routers.append(ServiceProcess("router", env, tmp_path / name).start())
+        for router in routers:
+            router.wait_ready()
+        yield broker, routers, roster_path
+    finally:
+        for router in routers:
+            router.stop()
+        broker.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def ticket_created(n: int) -> Event:
+    text, language = TEXTS[n % len(TEXTS)]
+    contact = {
+        "contact_id": f"router-workers-{n}", "channel": "chat", "thread_key": f"chat:router-workers-{n}",
+        "received_at": f"2026-12-02T10:{n // 60:02d}:{n % 60:02d}.000Z",
+        "customer": {"id": f"cus-{n}", "language": language}, "subject": None, "body_text": f"{text} ({n})",
+        "reply_to": {"channel": "chat", "address": f"router-workers-{n}"},
+    }
+    [created] = normalise(contact, Thread())
+    return Event(created.type, "deskstream/intake", created.id, created.data, created.ticket_id)
+
+
+async def publish_tickets(bootstrap: str, numbers: range) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for n in numbers:
+            event = ticket_created(n)
+            await producer.send_and_wait(TICKETS_EVENTS, key=event.subject.encode(), value=event.encode())
+            await asyncio.sleep(0.02)
+    finally:
+        await producer.stop()
+
+
+async def resolve_some(bootstrap: str, routers: list[ServiceProcess], until: float, resolved: set[str]) -> None:
+    """Resolve about half of the assigned tickets, through either worker's API, as their agents."""
+    rng = random.Random(7)
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < until:
+            for event in await read_topic(bootstrap, TICKETS_EVENTS, settle_ms=300):
+                ticket_id = event.data["ticket_id"]
+                if event.type != "ticket.assigned" or ticket_id in resolved or rng.random() < 0.5:
+                    continue
+                resolved.add(ticket_id)
+                for router in rng.sample(routers, len(routers)):  # either worker; a killed one refuses
+                    try:
+                        async with http.post(f"{router.url}/api/tickets/{ticket_id}/resolve",
+                                             headers={"Authorization": f"Bearer {token_of(event.data['agent_id'])}",
+                                                      "Idempotency-Key": ticket_id}) as answer:
+                            if answer.status == 202:
+                                break
+                    except aiohttp.ClientError:
+                        continue
+            await asyncio.sleep(0.5)
+
+
+async def test_two_router_workers_decide_as_one(two_routers):
+    broker, routers, roster_path = two_routers
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": token_of("ana")}):
+            async with http.post(f"{routers[1].url}/api/tickets/T-AAAAAAAA/resolve", headers=headers) as answer:
+                assert answer.status == 401
+    resolved: set[str] = set()
+    resolver = asyncio.ensure_future(resolve_some(broker.bootstrap, routers, time.monotonic() + 40, resolved))
+    await publish_tickets(broker.bootstrap, range(0, TICKETS // 2))
+    await asyncio.to_thread(routers[0].signal, signal.SIGKILL)
+    await publish_tickets(broker.bootstrap, range(TICKETS // 2, TICKETS))
+    routers[0].start()
+    await asyncio.to_thread(routers[0].wait_ready, 90)
+    await resolver
+
+    created = {ticket_created(n).subject for n in range(TICKETS)}
+    deadline = time.monotonic() + 90
+    while True:
+        events = [e for e in await read_topic(broker.bootstrap, TICKETS_EVENTS) if e.data.get("ticket_id") in created]
+        classified = collections.Counter(e.data["ticket_id"] for e in events if e.type == "ticket.classified")
+        if set(classified) == created or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
+    assert set(classified) == created and set(classified.values()) == {1}
+
+    assigned_ids = collections.Counter(e.id for e in events if e.type == "ticket.assigned")
+    assert [i for i, n in assigned_ids.items() if n > 1] == []
+    published = {e.id: e.data["agent_id"] for e in events if e.type == "ticket.assigned"}
+    assert all(e.data["resolved_by"] for e in events if e.type == "ticket.resolved")
+
+    # The dispatcher's input, in order, through the dispatcher's own function.
+    roster = load_roster(roster_path)
+    capacity = {agent.id: agent.max_concurrent for agent in roster}
+    board: dict[str, dict] = {}
+    decided: dict[str, str] = {}
+    dispatch_records = await read_topic(broker.bootstrap, ROUTER_DISPATCH)
+    for record in dispatch_records:
+        outcome = routing.dispatch(roster, board, record.type, record.data)
+        board.update(outcome.updates)
+        decided.update({given.event_id: given.data["agent_id"] for given in outcome.assignments})
+        held = assignment.loads(routing.open_tickets(board.values()))
+        assert all(held[agent] <= capacity[agent] for agent in held), held
+    assert decided == published
+    assert len(decided) > 8 * 2 and resolved  # queues filled, capacity freed and given again
