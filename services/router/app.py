@@ -3,17 +3,19 @@
     tickets.events (ticket.created) ──triage──> router.dispatch ──place──> ticket.classified
                                                                       ──> ticket.assigned, or queued until an agent is free
     tickets.events (ticket.resolved) ──> router.dispatch ──> capacity freed, next queued ticket assigned
+    agents.events (presence, capacity) ──> router.dispatch ──> offline hands back unanswered tickets; free capacity to the queue
 """
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from deskstream.events import Event
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Step
-from deskstream.topics import ROUTER_DISPATCH, TICKETS_EVENTS
+from deskstream.topics import AGENTS_EVENTS, ROUTER_DISPATCH, TICKETS_EVENTS
 
 from services.router import routing
 from services.router.roster import load_roster
@@ -39,6 +41,10 @@ roster = load_roster(settings.roster_path)
 DISPATCH_KEY = "dispatch"
 
 
+def at(event: Event) -> datetime:
+    return datetime.fromisoformat(event.time.replace("Z", "+00:00"))
+
+
 @pipeline.processor("triage", source=TICKETS_EVENTS)
 def triage_new_tickets(event: Event, step: Step) -> None:
     ticket_id = event.data["ticket_id"]
@@ -50,18 +56,30 @@ def triage_new_tickets(event: Event, step: Step) -> None:
         step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.ticket_closed", f"{event.id}.closed", closed, ticket_id))
 
 
-@pipeline.processor("dispatch", source=ROUTER_DISPATCH, tables=("tickets",))
+@pipeline.processor("agents", source=AGENTS_EVENTS)
+def follow_agents(event: Event, step: Step) -> None:
+    changed = {key: event.data[key] for key in ("agent_id", "presence", "max_concurrent") if key in event.data}
+    step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.agent_changed", f"{event.id}.dispatch", changed, None))
+
+
+@pipeline.processor("dispatch", source=ROUTER_DISPATCH, tables=("tickets", "agents"))
 def place_tickets_with_agents(command: Event, step: Step) -> None:
-    tickets = step.table("tickets")
-    outcome = routing.dispatch(roster, tickets, command.type, command.data)
+    tickets, agents = step.table("tickets"), step.table("agents")
+    outcome = routing.dispatch(roster, tickets, agents, command.type, command.data, at(command))
     if outcome.classified is not None:
         ticket_id = outcome.classified["ticket_id"]
         step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.classified", f"{ticket_id}.classified", outcome.classified, ticket_id))
+    for back in outcome.requeued:
+        ticket_id = back["ticket_id"]
+        requeued = {**back, "requeued_at": command.time}
+        step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.requeued", f"{ticket_id}.requeued.{back['requeues']}", requeued, ticket_id))
     for given in outcome.assignments:
         ticket_id = given.data["ticket_id"]
         step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.assigned", given.event_id, given.data, ticket_id))
     for ticket_id, ticket in outcome.updates.items():
         tickets[ticket_id] = ticket
+    for agent_id, state in outcome.agent_updates.items():
+        agents[agent_id] = state
 
 
 @app.timer(settings.rules_reload_seconds)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterable, Mapping
 
 from services.router.roster import Agent
@@ -17,6 +18,8 @@ HANDLING_MINUTES = {"P1": 10, "P2": 15, "P3": 20, "P4": 30}
 # First-response targets by priority, in minutes: the promise we make at worst.
 FIRST_RESPONSE_TARGET = {"P1": 15, "P2": 60, "P3": 240, "P4": 480}
 PRIORITY_ORDER = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
+# A queued ticket climbs one priority level for every this many minutes it waits.
+AGING_MINUTES = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,19 @@ def decide(
     return Decision(None, estimate_wait(priority, busy, ahead, len(able)), ahead + 1)
 
 
-def next_in_queue(open_tickets: Iterable[Mapping[str, object]]) -> list[Mapping[str, object]]:
-    """Queued tickets in the order they should be served: priority, then arrival."""
+def effective_rank(ticket: Mapping[str, object], now: datetime | None, aging_minutes: float) -> int:
+    """The priority a waiting ticket competes with: one level higher for every
+    `aging_minutes` it has waited, so that a P4 is never starved by a stream of P2s."""
+    rank = PRIORITY_ORDER[str(ticket["priority"])]
+    if now is None or aging_minutes <= 0:
+        return rank
+    waited = (now - datetime.fromisoformat(str(ticket["received_at"]).replace("Z", "+00:00"))).total_seconds() / 60
+    return max(0, rank - int(max(waited, 0) // aging_minutes))
+
+
+def next_in_queue(open_tickets: Iterable[Mapping[str, object]], now: datetime | None = None,
+                  aging_minutes: float = AGING_MINUTES) -> list[Mapping[str, object]]:
+    """Queued tickets in the order they should be served: priority raised by age, then
+    arrival. Without `now`, no aging (the order of arrival within each priority)."""
     queued = [t for t in open_tickets if t.get("status") == "queued"]
-    return sorted(queued, key=lambda t: (PRIORITY_ORDER[str(t["priority"])], str(t["received_at"]), str(t["ticket_id"])))
+    return sorted(queued, key=lambda t: (effective_rank(t, now, aging_minutes), str(t["received_at"]), str(t["ticket_id"])))

@@ -7,7 +7,8 @@ exactly what the router emits.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Iterable, Protocol
 
 from services.router import assignment
@@ -99,46 +100,98 @@ def route_new_ticket(rules: Rules, roster: tuple[Agent, ...], created: dict[str,
     return route_triaged(roster, triage(rules, created), tickets)
 
 
-def close_and_refill(roster: tuple[Agent, ...], tickets: Iterable[Ticket], ticket: Ticket, status: str) -> tuple[Ticket, list[Assignment]]:
-    """`ticket` leaves the queues with `status`; the capacity it frees goes to the
-    queued tickets, in queue order."""
-    closed = {**ticket, "status": status}
-    current = [t for t in open_tickets(tickets) if t["ticket_id"] != ticket["ticket_id"]]
+def refill(roster: tuple[Agent, ...], current: list[Ticket], now: datetime | None) -> list[Assignment]:
+    """Free capacity to the queued tickets, in queue order (aged)."""
     held = assignment.loads(current)
     given: list[Assignment] = []
-    for waiting in assignment.next_in_queue(current):
+    for waiting in assignment.next_in_queue(current, now):
         agent = assignment.choose_agent(roster, held, str(waiting["skill"]), str(waiting["tier"]), str(waiting["language"]))
         if agent is not None:
             given.append(assign(dict(waiting), agent, 0))
             held[agent.id] += 1
-    return closed, given
+    return given
+
+
+def close_and_refill(roster: tuple[Agent, ...], tickets: Iterable[Ticket], ticket: Ticket, status: str,
+                     now: datetime | None = None) -> tuple[Ticket, list[Assignment]]:
+    """`ticket` leaves the queues with `status`; the capacity it frees goes to the
+    queued tickets, in queue order."""
+    closed = {**ticket, "status": status}
+    current = [t for t in open_tickets(tickets) if t["ticket_id"] != ticket["ticket_id"]]
+    return closed, refill(roster, current, now)
+
+
+PRESENCES = ("online", "away", "offline")
+
+
+def available(roster: tuple[Agent, ...], agents: "Board | dict[str, Any]") -> tuple[Agent, ...]:
+    """The agents who may get tickets now: online (the roster's agents are online until
+    they say otherwise), with the capacity they last set."""
+    out = []
+    for agent in roster:
+        state = agents.get(agent.id) or {}
+        if state.get("presence", "online") != "online":
+            continue
+        capacity = state.get("max_concurrent")
+        out.append(replace(agent, max_concurrent=int(capacity)) if capacity is not None else agent)
+    return tuple(out)
 
 
 class Board(Protocol):
-    """The dispatcher's tickets by id: its table in the service, a dict in tests."""
+    """The dispatcher's records by id (tickets, agents): its tables in the service,
+    dicts in tests."""
 
-    def get(self, ticket_id: str) -> Ticket | None: ...
+    def get(self, key: str) -> dict[str, Any] | None: ...
 
-    def values(self) -> Iterable[Ticket]: ...
+    def values(self) -> Iterable[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Dispatched:
-    classified: dict[str, Any] | None  # the ticket.classified to publish, for a new ticket
-    assignments: list[Assignment]  # the ticket.assigned to publish, in order
-    updates: dict[str, Ticket]  # the board's new records, by ticket id
+    classified: dict[str, Any] | None = None  # the ticket.classified to publish, for a new ticket
+    assignments: list[Assignment] = field(default_factory=list)  # the ticket.assigned to publish, in order
+    requeued: list[dict[str, Any]] = field(default_factory=list)  # the ticket.requeued to publish
+    updates: dict[str, Ticket] = field(default_factory=dict)  # the tickets' new records, by ticket id
+    agent_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # the agents' new states
 
 
-def dispatch(roster: tuple[Agent, ...], board: Board, command_type: str, data: dict[str, Any]) -> Dispatched:
+def dispatch(roster: tuple[Agent, ...], tickets: Board, agents: Board, command_type: str, data: dict[str, Any],
+             now: datetime | None = None) -> Dispatched:
     """What the dispatcher does with one `router.dispatch` record: place a triaged
-    ticket, or free a closed ticket's capacity for the queue. A record seen again (a
-    replay) finds the ticket already placed or already closed and does nothing."""
+    ticket, free a closed ticket's capacity for the queue, or follow an agent's presence
+    and capacity. A record seen again (a replay) finds its work done and does nothing.
+    `now` is the record's own time, so that replaying the records decides the same."""
+    if command_type == "dispatch.agent_changed":
+        return agent_changed(roster, tickets, agents, data, now)
     ticket_id = data["ticket_id"]
-    known = board.get(ticket_id)
+    known = tickets.get(ticket_id)
     if command_type == "dispatch.ticket_triaged" and known is None:
-        routed = route_triaged(roster, data, board.values())
-        return Dispatched(routed.classified, [routed.assignment] if routed.assignment else [], {ticket_id: routed.ticket})
+        routed = route_triaged(available(roster, agents), data, tickets.values())
+        return Dispatched(routed.classified, [routed.assignment] if routed.assignment else [], updates={ticket_id: routed.ticket})
     if command_type == "dispatch.ticket_closed" and known is not None and known["status"] in OPEN:
-        closed, given = close_and_refill(roster, board.values(), known, data["status"])
-        return Dispatched(None, given, {ticket_id: closed, **{a.ticket["ticket_id"]: a.ticket for a in given}})
-    return Dispatched(None, [], {})
+        closed, given = close_and_refill(available(roster, agents), tickets.values(), known, data["status"], now)
+        return Dispatched(assignments=given, updates={ticket_id: closed, **{a.ticket["ticket_id"]: a.ticket for a in given}})
+    return Dispatched()
+
+
+def agent_changed(roster: tuple[Agent, ...], tickets: Board, agents: Board, data: dict[str, Any], now: datetime | None) -> Dispatched:
+    """An agent went online, away or offline, or changed capacity. Offline hands their
+    unanswered tickets back to the queue; whatever capacity is free then goes to it."""
+    agent_id = data["agent_id"]
+    state = {"presence": data["presence"], **({"max_concurrent": data["max_concurrent"]} if "max_concurrent" in data else {})}
+    if agent_id not in {a.id for a in roster} or (agents.get(agent_id) or {"presence": "online"}) == state:
+        return Dispatched()
+    requeued: list[dict[str, Any]] = []
+    updates: dict[str, Ticket] = {}
+    if state["presence"] == "offline":
+        for ticket in open_tickets(tickets.values()):
+            if ticket["status"] == "assigned" and ticket["agent_id"] == agent_id and not ticket.get("answered"):
+                back = {**ticket, "status": "queued", "agent_id": None, "requeues": ticket.get("requeues", 0) + 1}
+                updates[ticket["ticket_id"]] = back
+                requeued.append({"ticket_id": back["ticket_id"], "agent_id": agent_id, "reason": "agent_offline",
+                                 "requeues": back["requeues"]})
+    current = [updates.get(t["ticket_id"], t) for t in open_tickets(tickets.values())]
+    states = {**{a.id: agents.get(a.id) for a in roster}, agent_id: state}
+    given = refill(available(roster, states), current, now)
+    updates.update({a.ticket["ticket_id"]: a.ticket for a in given})
+    return Dispatched(assignments=given, requeued=requeued, updates=updates, agent_updates={agent_id: state})

@@ -11,13 +11,14 @@ from aiohttp import web
 from deskstream.events import stable_id, utcnow
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Processor
-from deskstream.topics import TICKETS_EVENTS
+from deskstream.topics import AGENTS_EVENTS, TICKETS_EVENTS
 
 from services.router import assignment, routing
 from services.router.roster import Agent, agent_with_token
 
 TICKET_ID = re.compile(r"^T-[A-Z2-7]{8}$")
 MAX_NOTE_CHARS = 2000
+MAX_CAPACITY = 50
 
 
 def bearer(request: web.Request) -> str | None:
@@ -33,8 +34,10 @@ def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipelin
         held = assignment.loads(open_tickets())
         return web.json_response({"agents": [
             {"id": a.id, "name": a.name, "skills": sorted(a.skills), "tier": a.tier, "languages": sorted(a.languages),
-             "max_concurrent": a.max_concurrent, "open_tickets": held.get(a.id, 0)}
+             "presence": state.get("presence", "online"), "max_concurrent": state.get("max_concurrent", a.max_concurrent),
+             "open_tickets": held.get(a.id, 0)}
             for a in roster
+            for state in [router.lookup("agents", a.id) or {}]
         ]})
 
     async def queue(request: web.Request) -> web.Response:
@@ -73,7 +76,35 @@ def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipelin
             return web.json_response({"error": "not stored; retry with the same Idempotency-Key"}, status=503)
         return web.json_response({"event_id": event.id}, status=202)
 
+    async def set_presence(request: web.Request) -> web.Response:
+        """The agent says they are online, away or offline, and optionally how many
+        tickets they can hold: `agent.presence_changed` on agents.events, which the
+        dispatcher follows (offline hands back unanswered tickets)."""
+        agent = agent_with_token(roster, bearer(request))
+        if agent is None:
+            return web.json_response({"error": "a valid agent token is required (Authorization: Bearer ...)"}, status=401)
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return web.json_response({"error": "the body must be JSON"}, status=400)
+        presence = body.get("presence") if isinstance(body, dict) else None
+        capacity = body.get("max_concurrent") if isinstance(body, dict) else None
+        if presence not in routing.PRESENCES:
+            return web.json_response({"error": f"presence must be one of {', '.join(routing.PRESENCES)}"}, status=400)
+        if capacity is not None and (not isinstance(capacity, int) or isinstance(capacity, bool) or not 0 <= capacity <= MAX_CAPACITY):
+            return web.json_response({"error": f"max_concurrent must be a whole number from 0 to {MAX_CAPACITY}"}, status=400)
+        key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
+        data = {"agent_id": agent.id, "presence": presence, "changed_at": utcnow(),
+                **({"max_concurrent": capacity} if capacity is not None else {})}
+        event = pipeline.event("agent.presence_changed", f"{agent.id}.presence.{stable_id(agent.id, key, length=12)}", data, agent.id)
+        try:
+            await pipeline.publish(AGENTS_EVENTS, agent.id, event)
+        except Exception:
+            return web.json_response({"error": "not stored; retry with the same Idempotency-Key"}, status=503)
+        return web.json_response({"event_id": event.id}, status=202)
+
     def setup(application: web.Application) -> None:
+        application.router.add_post("/api/agents/me/presence", set_presence)
         application.router.add_post("/api/tickets/{ticket_id}/resolve", resolve)
         application.router.add_get("/api/agents", list_agents)
         application.router.add_get("/api/queue", queue)

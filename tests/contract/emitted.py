@@ -30,7 +30,7 @@ from deskstream.contract import SchemaViolation, default_contract
 from deskstream.recipients import recipient_key
 from deskstream.events import Event, EventDecodeError, stable_id
 from deskstream.pipeline import deadletter_event
-from deskstream.topics import CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, ROUTER_DISPATCH, TICKETS_EVENTS
+from deskstream.topics import AGENTS_EVENTS, CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, ROUTER_DISPATCH, TICKETS_EVENTS
 from services.intake import chat, sms, sms_webhook, web
 from services.intake.customers import customer_id
 from services.intake.normaliser import Thread, normalise
@@ -154,6 +154,30 @@ def resolve(clock: Clock, assigned: dict[str, Any], name: str) -> list[Emitted]:
     ]
 
 
+def goes_offline(clock: Clock, triaged: dict[str, Any], name: str) -> list[Emitted]:
+    """services/router/web.py set_presence, then follow_agents and place_tickets_with_agents:
+    the agent who took the ticket goes offline before answering it."""
+    roster = load_roster(DEFAULT_ROSTER)
+    board: dict[str, Any] = {}
+    placed = routing.dispatch(roster, board, {}, "dispatch.ticket_triaged", triaged)
+    board.update(placed.updates)
+    agent_id = placed.assignments[0].data["agent_id"]
+    changed_at = clock()
+    presence = {"agent_id": agent_id, "presence": "offline", "changed_at": changed_at}
+    event_id = f"{agent_id}.presence.{stable_id(agent_id, 'idempotency-key-2', length=12)}"
+    forwarded = {"agent_id": agent_id, "presence": "offline"}
+    command = pipeline_event("router", "dispatch.agent_changed", f"{event_id}.dispatch", forwarded, None, clock())
+    outcome = routing.dispatch(roster, board, {}, command.type, forwarded)
+    assert outcome.requeued, "the scenario needs a ticket to hand back"
+    out = [Emitted(name, AGENTS_EVENTS, agent_id, pipeline_event("router", "agent.presence_changed", event_id, presence, agent_id, changed_at)),
+           Emitted(name, ROUTER_DISPATCH, "dispatch", command)]
+    for back in outcome.requeued:
+        data = {**back, "requeued_at": command.time}
+        out.append(Emitted(name, TICKETS_EVENTS, back["ticket_id"], pipeline_event(
+            "router", "ticket.requeued", f"{back['ticket_id']}.requeued.{back['requeues']}", data, back["ticket_id"], clock())))
+    return out
+
+
 # --- notifier -------------------------------------------------------------------------
 
 
@@ -241,6 +265,7 @@ def scenarios() -> list[Emitted]:
     requested_es = acknowledge(clock, created_es.event.data, routed_es[1].event.data, "chat-es")
     out.append(requested_es)
     out += deliver(clock, requested_es, "chat-es")
+    out += goes_offline(clock, routed_es[0].event.data, "chat-es-agent-offline")
     again = chat_contact(clock, "chat-es-again", SESSION_ES, "m-0002", "Sigo sin conexión… ¿alguien me puede ayudar? Ya van dos horas.")
     out.append(again)
     out += ticket_events(clock, again, thread, "chat-es-again")

@@ -2,8 +2,9 @@
 and every assignment exactly the one a single dispatcher makes from the same records.
 
 On a broker of its own: 120 tickets for 4 agents of 2 tickets each, resolutions
-through the agent API of either worker while tickets keep coming, and one of the two
-workers SIGKILLed and restarted in the middle. Afterwards the `router.dispatch`
+through the agent API of either worker while tickets keep coming, an agent going
+offline (handing back what they had not answered) and online again with more
+capacity, and one of the two workers SIGKILLed and restarted in the middle. Afterwards the `router.dispatch`
 partition (the dispatcher's input, in order) is replayed through the same pure
 function the dispatch hop runs (`routing.dispatch`), and what it decides must be what
 the workers published, assignment by assignment.
@@ -19,6 +20,7 @@ import shutil
 import signal
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -124,6 +126,13 @@ async def resolve_some(bootstrap: str, routers: list[ServiceProcess], until: flo
             await asyncio.sleep(0.5)
 
 
+async def set_presence(router: ServiceProcess, agent_id: str, body: dict) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{router.url}/api/agents/me/presence", json=body,
+                             headers={"Authorization": f"Bearer {token_of(agent_id)}"}) as answer:
+            assert answer.status == 202, await answer.text()
+
+
 async def test_two_router_workers_decide_as_one(two_routers):
     broker, routers, roster_path = two_routers
     async with aiohttp.ClientSession() as http:
@@ -132,7 +141,10 @@ async def test_two_router_workers_decide_as_one(two_routers):
                 assert answer.status == 401
     resolved: set[str] = set()
     resolver = asyncio.ensure_future(resolve_some(broker.bootstrap, routers, time.monotonic() + 40, resolved))
-    await publish_tickets(broker.bootstrap, range(0, TICKETS // 2))
+    await publish_tickets(broker.bootstrap, range(0, TICKETS // 3))
+    await set_presence(routers[1], "omar", {"presence": "offline"})
+    await publish_tickets(broker.bootstrap, range(TICKETS // 3, TICKETS // 2))
+    await set_presence(routers[0], "omar", {"presence": "online", "max_concurrent": 3})
     await asyncio.to_thread(routers[0].signal, signal.SIGKILL)
     await publish_tickets(broker.bootstrap, range(TICKETS // 2, TICKETS))
     routers[0].start()
@@ -156,15 +168,22 @@ async def test_two_router_workers_decide_as_one(two_routers):
 
     # The dispatcher's input, in order, through the dispatcher's own function.
     roster = load_roster(roster_path)
-    capacity = {agent.id: agent.max_concurrent for agent in roster}
     board: dict[str, dict] = {}
+    agents: dict[str, dict] = {}
     decided: dict[str, str] = {}
+    requeued: set[str] = set()
     dispatch_records = await read_topic(broker.bootstrap, ROUTER_DISPATCH)
     for record in dispatch_records:
-        outcome = routing.dispatch(roster, board, record.type, record.data)
+        now = datetime.fromisoformat(record.time.replace("Z", "+00:00"))
+        outcome = routing.dispatch(roster, board, agents, record.type, record.data, now)
         board.update(outcome.updates)
+        agents.update(outcome.agent_updates)
         decided.update({given.event_id: given.data["agent_id"] for given in outcome.assignments})
+        requeued.update(f"{r['ticket_id']}.requeued.{r['requeues']}" for r in outcome.requeued)
+        capacity = {agent.id: agent.max_concurrent for agent in routing.available(roster, agents)}
         held = assignment.loads(routing.open_tickets(board.values()))
-        assert all(held[agent] <= capacity[agent] for agent in held), held
+        assert all(held[agent] <= capacity.get(agent, held[agent]) for agent in held), held
+        assert all(agent in capacity or (agents.get(agent) or {}).get("presence") == "away" for agent in held), (held, agents)
     assert decided == published
+    assert requeued == {e.id for e in events if e.type == "ticket.requeued"} and requeued  # omar's, handed back
     assert len(decided) > 8 * 2 and resolved  # queues filled, capacity freed and given again

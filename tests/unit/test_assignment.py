@@ -1,5 +1,7 @@
 """Who gets a ticket, and the wait the customer is promised."""
-from services.router import assignment
+from datetime import datetime, timezone
+
+from services.router import assignment, routing
 from services.router.roster import Agent, load_roster
 
 
@@ -58,9 +60,6 @@ def test_the_seeded_roster_covers_every_skill_in_both_languages():
 
 
 def test_the_dispatcher_places_queues_refills_and_ignores_what_it_has_seen():
-    from services.router import routing
-    from services.router.roster import Agent
-
     roster = (Agent("ana", "Ana", frozenset({"general", "billing"}), "L1", frozenset({"es"}), 1),)
     board: dict = {}
 
@@ -69,7 +68,7 @@ def test_the_dispatcher_places_queues_refills_and_ignores_what_it_has_seen():
                 "channel": "chat", "received_at": f"2026-12-02T10:00:0{n}.000Z", "signals": {}}
 
     def run(command: str, data: dict) -> routing.Dispatched:
-        outcome = routing.dispatch(roster, board, command, data)
+        outcome = routing.dispatch(roster, board, {}, command, data)
         board.update(outcome.updates)
         return outcome
 
@@ -77,8 +76,49 @@ def test_the_dispatcher_places_queues_refills_and_ignores_what_it_has_seen():
     assert [a.data["agent_id"] for a in first.assignments] == ["ana"] and first.classified["queue_position"] == 0
     queued_p4, queued_p2 = run("dispatch.ticket_triaged", triaged(3, "P4")), run("dispatch.ticket_triaged", triaged(4, "P2"))
     assert queued_p4.assignments == queued_p2.assignments == [] and queued_p2.classified["queue_position"] == 1
-    assert run("dispatch.ticket_triaged", triaged(2)) == routing.Dispatched(None, [], {})  # a replay
+    assert run("dispatch.ticket_triaged", triaged(2)) == routing.Dispatched()  # a replay
     freed = run("dispatch.ticket_closed", {"ticket_id": "T-AAAAAAA2", "status": "resolved"})
     assert [a.data["ticket_id"] for a in freed.assignments] == ["T-AAAAAAA4"]  # the P2 before the older P4
     assert board["T-AAAAAAA2"]["status"] == "resolved"
     assert run("dispatch.ticket_closed", {"ticket_id": "T-AAAAAAA2", "status": "resolved"}).assignments == []
+
+
+def ticket(n: int, priority: str, received_at: str, status: str = "queued", agent_id: str | None = None) -> dict:
+    return {"ticket_id": f"T-AAAAAAA{n}", "status": status, "skill": "billing", "priority": priority, "tier": "L1",
+            "language": "es", "channel": "chat", "agent_id": agent_id, "received_at": received_at, "assignments": 0}
+
+
+def test_a_waiting_ticket_climbs_a_level_for_every_aging_period():
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+    old_p4 = ticket(1, "P4", "2026-12-02T10:25:00.000Z")  # 95 minutes: three levels up, competes as P1
+    new_p2 = ticket(2, "P2", "2026-12-02T11:59:00.000Z")
+    fresh_p4 = ticket(3, "P4", "2026-12-02T11:50:00.000Z")
+    order = [t["ticket_id"] for t in assignment.next_in_queue([fresh_p4, new_p2, old_p4], now, aging_minutes=30)]
+    assert order == ["T-AAAAAAA1", "T-AAAAAAA2", "T-AAAAAAA3"]
+    assert [t["ticket_id"] for t in assignment.next_in_queue([fresh_p4, new_p2, old_p4])] == ["T-AAAAAAA2", "T-AAAAAAA1", "T-AAAAAAA3"]
+
+
+def test_an_agent_going_offline_hands_back_unanswered_tickets_and_away_gets_none():
+    roster = (Agent("ana", "Ana", frozenset({"billing"}), "L1", frozenset({"es"}), 2),
+              Agent("ben", "Ben", frozenset({"billing"}), "L1", frozenset({"es"}), 1))
+    board = {t["ticket_id"]: t for t in (
+        ticket(1, "P3", "2026-12-02T10:00:00.000Z", "assigned", "ana"),
+        {**ticket(2, "P3", "2026-12-02T10:01:00.000Z", "assigned", "ana"), "answered": True},
+        ticket(3, "P2", "2026-12-02T10:02:00.000Z"),
+    )}
+    agents: dict = {}
+    offline = routing.dispatch(roster, board, agents, "dispatch.agent_changed", {"agent_id": "ana", "presence": "offline"})
+    assert [r["ticket_id"] for r in offline.requeued] == ["T-AAAAAAA1"]  # the answered one stays with her
+    assert [(a.data["ticket_id"], a.data["agent_id"]) for a in offline.assignments] == [("T-AAAAAAA3", "ben")]  # P2 first
+    assert offline.updates["T-AAAAAAA1"]["status"] == "queued" and offline.agent_updates == {"ana": {"presence": "offline"}}
+    board.update(offline.updates)
+    agents.update(offline.agent_updates)
+    newcomer = routing.dispatch(roster, board, agents, "dispatch.ticket_triaged", {
+        "ticket_id": "T-AAAAAAA4", "skill": "billing", "priority": "P1", "tier": "L1", "language": "es", "channel": "chat",
+        "received_at": "2026-12-02T10:05:00.000Z", "signals": {}})
+    assert newcomer.assignments == []  # ben is full, ana offline
+    board.update(newcomer.updates)
+    back = routing.dispatch(roster, board, agents, "dispatch.agent_changed", {"agent_id": "ana", "presence": "online", "max_concurrent": 3})
+    assert [a.data["ticket_id"] for a in back.assignments] == ["T-AAAAAAA4", "T-AAAAAAA1"]  # P1 first, up to her new capacity
+    agents.update(back.agent_updates)
+    assert routing.dispatch(roster, board, agents, "dispatch.agent_changed", {"agent_id": "ana", "presence": "online", "max_concurrent": 3}) == routing.Dispatched()
