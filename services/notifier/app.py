@@ -1,6 +1,7 @@
 """Notifier: the customer hears from support on their own channel, once per message.
 
     tickets.events (ticket.classified) ──> notify.requests (acknowledgement with the wait)
+    tickets.events (ticket.reply_sent) ──> notify.requests (the agent's answer)
     notify.requests ──send──> the channel (chat: chat.outbound; e-mail: SMTP; SMS, WhatsApp: Twilio) ──> notify.receipts
     notify.requests (consent.opted_out/opted_in from intake) ──> who must not be messaged
     Twilio status callbacks ──> notify.receipts (notify.status_reported)
@@ -33,6 +34,7 @@ twilio = TwilioSender(settings.twilio) if settings.twilio is not None else None
 if twilio is not None:
     app.add_dependency(twilio)
 CONSENT_EVENTS = ("consent.opted_out", "consent.opted_in")
+ASKS_FOR_A_MESSAGE = {"ticket.classified": requests.acknowledgement, "ticket.reply_sent": requests.agent_reply}
 
 
 @pipeline.processor("acknowledgements", source=TICKETS_EVENTS, tables=("contacts",))
@@ -41,8 +43,8 @@ def request_acknowledgements(event: Event, step: Step) -> None:
     ticket_id = event.data["ticket_id"]
     if event.type == "ticket.created":
         contacts[ticket_id] = requests.remember_contact(event.data)
-    elif event.type == "ticket.classified" and contacts.get(ticket_id) is not None:
-        request = requests.acknowledgement(event.data, contacts.get(ticket_id))
+    elif event.type in ASKS_FOR_A_MESSAGE and contacts.get(ticket_id) is not None:
+        request = ASKS_FOR_A_MESSAGE[event.type](event.data, contacts.get(ticket_id))
         recipient = recipient_key(request["recipient"])
         step.emit(NOTIFY_REQUESTS, recipient, pipeline.event("notify.requested", request["request_id"], request, ticket_id))
 

@@ -43,3 +43,22 @@ def acknowledgement(classified: dict[str, Any], contact: dict[str, Any]) -> dict
             **({"thread": contact["thread"]} if "thread" in contact else {}),
         },
     }
+
+
+def agent_reply(replied: dict[str, Any], contact: dict[str, Any]) -> dict[str, Any]:
+    """An agent's answer, to deliver on the customer's channel (in the thread, for mail)."""
+    ticket_id = replied["ticket_id"]
+    return {
+        "request_id": f"{ticket_id}.reply.{replied['reply_id']}",
+        "ticket_id": ticket_id,
+        "reason": "reply",
+        "recipient": contact["reply_to"],
+        "language": contact["language"],
+        "template": "agent_reply",
+        "params": {
+            "ticket_id": ticket_id,
+            "text": replied["text"],
+            "agent_name": replied["agent_name"],
+            **({"thread": contact["thread"]} if "thread" in contact else {}),
+        },
+    }

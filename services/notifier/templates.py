@@ -18,6 +18,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
 }
 
+TEMPLATES["agent_reply"] = {
+    "en": "{text}\n\n{agent_first}, Support ({ticket_id})",
+    "es": "{text}\n\n{agent_first}, Soporte ({ticket_id})",
+}
+
 WAIT_SENTENCES = {
     "en": {"one": "An agent will answer within about 1 minute.", "many": "An agent will answer within about {minutes} minutes."},
     "es": {"one": "Un agente te responderá en aproximadamente 1 minuto.", "many": "Un agente te responderá en aproximadamente {minutes} minutos."},
@@ -39,6 +44,7 @@ def render(template: str, language: str, params: dict[str, Any]) -> str:
         **params,
         "name_part": f" {name}" if name else "",
         "wait_sentence": wait_sentence(language, params.get("wait_minutes")),
+        "agent_first": str(params.get("agent_name") or "").split(" ")[0],
     }
     fields = {field for _, field, _, _ in Formatter().parse(texts[language]) if field}
     return texts[language].format(**{field: values.get(field, "") for field in fields})

@@ -3,14 +3,16 @@
     tickets.events (ticket.created) ──triage──> router.dispatch ──place──> ticket.classified
                                                                       ──> ticket.assigned, or queued until an agent is free
     tickets.events (ticket.resolved) ──> router.dispatch ──> capacity freed, next queued ticket assigned
+    tickets.events (ticket.reply_sent) ──> router.dispatch ──> first response recorded
     agents.events (presence, capacity) ──> router.dispatch ──> offline hands back unanswered tickets; free capacity to the queue
+    a tick every ROUTER_SLA_TICK_SECONDS ──> router.dispatch ──> ticket.sla_breached, and first line escalated to second
 """
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
-from deskstream.events import Event
+from deskstream.events import Event, utcnow
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
 from deskstream.pipeline import Pipeline
@@ -54,6 +56,9 @@ def triage_new_tickets(event: Event, step: Step) -> None:
     elif event.type == "ticket.resolved":
         closed = {"ticket_id": ticket_id, "status": "resolved"}
         step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.ticket_closed", f"{event.id}.closed", closed, ticket_id))
+    elif event.type == "ticket.reply_sent":
+        answered = {"ticket_id": ticket_id, "answered_at": event.data["sent_at"]}
+        step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.ticket_answered", f"{event.id}.answered", answered, ticket_id))
 
 
 @pipeline.processor("agents", source=AGENTS_EVENTS)
@@ -65,10 +70,19 @@ def follow_agents(event: Event, step: Step) -> None:
 @pipeline.processor("dispatch", source=ROUTER_DISPATCH, tables=("tickets", "agents"))
 def place_tickets_with_agents(command: Event, step: Step) -> None:
     tickets, agents = step.table("tickets"), step.table("agents")
-    outcome = routing.dispatch(roster, tickets, agents, command.type, command.data, at(command))
+    outcome = routing.dispatch(roster, tickets, agents, command.type, command.data, at(command), settings.sla_targets)
     if outcome.classified is not None:
         ticket_id = outcome.classified["ticket_id"]
         step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.classified", f"{ticket_id}.classified", outcome.classified, ticket_id))
+    for breach in outcome.breaches:
+        breached = {"ticket_id": breach.ticket_id, "target": breach.target, "priority": breach.priority, "due_at": breach.due_at,
+                    "breached_at": command.time, "agent_id": breach.agent_id}
+        step.emit(TICKETS_EVENTS, breach.ticket_id, pipeline.event(
+            "ticket.sla_breached", f"{breach.ticket_id}.sla_breached.{breach.target}", breached, breach.ticket_id))
+    for raised in outcome.escalations:
+        ticket_id = raised["ticket_id"]
+        escalated = {**raised, "escalated_at": command.time}
+        step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.escalated", f"{ticket_id}.escalated.{raised['escalations']}", escalated, ticket_id))
     for back in outcome.requeued:
         ticket_id = back["ticket_id"]
         requeued = {**back, "requeued_at": command.time}
@@ -80,6 +94,17 @@ def place_tickets_with_agents(command: Event, step: Step) -> None:
         tickets[ticket_id] = ticket
     for agent_id, state in outcome.agent_updates.items():
         agents[agent_id] = state
+
+
+@app.timer(settings.sla_tick_seconds)
+async def tick() -> None:
+    """Time for the dispatcher's service-level check. Every worker sends one: a tick
+    more changes nothing, and one lost is made up by the next."""
+    now = utcnow()
+    try:
+        await pipeline.publish(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.tick", f"tick.{settings.service.name}.{now}", {"at": now}))
+    except Exception as error:
+        log.warning("sla tick not sent", extra={"error": type(error).__name__})
 
 
 @app.timer(settings.rules_reload_seconds)
@@ -96,6 +121,6 @@ app.web_server(
         settings.service.http_host,
         settings.service.http_port,
         health_routes(pipeline),
-        agent_routes(roster, place_tickets_with_agents, pipeline),
+        agent_routes(roster, place_tickets_with_agents, pipeline, DISPATCH_KEY),
     )
 )

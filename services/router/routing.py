@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Iterable, Protocol
 
-from services.router import assignment
+from services.router import assignment, sla
 from services.router.roster import Agent
 from services.router.triage import Rules, classify
 
@@ -122,6 +122,7 @@ def close_and_refill(roster: tuple[Agent, ...], tickets: Iterable[Ticket], ticke
 
 
 PRESENCES = ("online", "away", "offline")
+DEFAULT_TARGETS = sla.Targets.parse("", "")
 
 
 def available(roster: tuple[Agent, ...], agents: "Board | dict[str, Any]") -> tuple[Agent, ...]:
@@ -153,21 +154,33 @@ class Dispatched:
     requeued: list[dict[str, Any]] = field(default_factory=list)  # the ticket.requeued to publish
     updates: dict[str, Ticket] = field(default_factory=dict)  # the tickets' new records, by ticket id
     agent_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # the agents' new states
+    breaches: list[sla.Breach] = field(default_factory=list)  # the ticket.sla_breached to publish
+    escalations: list[dict[str, Any]] = field(default_factory=list)  # the ticket.escalated to publish
 
 
 def dispatch(roster: tuple[Agent, ...], tickets: Board, agents: Board, command_type: str, data: dict[str, Any],
-             now: datetime | None = None) -> Dispatched:
+             now: datetime | None = None, targets: sla.Targets = DEFAULT_TARGETS) -> Dispatched:
     """What the dispatcher does with one `router.dispatch` record: place a triaged
-    ticket, free a closed ticket's capacity for the queue, or follow an agent's presence
-    and capacity. A record seen again (a replay) finds its work done and does nothing.
+    ticket, note its first answer, free a closed ticket's capacity for the queue,
+    follow an agent's presence and capacity, escalate a ticket, or check the service
+    targets at a tick. A record seen again (a replay) finds its work done and does nothing.
     `now` is the record's own time, so that replaying the records decides the same."""
     if command_type == "dispatch.agent_changed":
         return agent_changed(roster, tickets, agents, data, now)
+    if command_type == "dispatch.tick":
+        return check_targets(roster, tickets, agents, sla.parse_time(data["at"]), targets)
+    if command_type == "dispatch.escalation_requested":
+        known = tickets.get(data["ticket_id"])
+        if known is None or known["status"] not in OPEN or known["tier"] == "L2":
+            return Dispatched()
+        return escalate(roster, tickets, agents, [(known, data["reason"], data.get("agent_id"))], now)
     ticket_id = data["ticket_id"]
     known = tickets.get(ticket_id)
     if command_type == "dispatch.ticket_triaged" and known is None:
         routed = route_triaged(available(roster, agents), data, tickets.values())
         return Dispatched(routed.classified, [routed.assignment] if routed.assignment else [], updates={ticket_id: routed.ticket})
+    if command_type == "dispatch.ticket_answered" and known is not None and not known.get("answered"):
+        return Dispatched(updates={ticket_id: {**known, "answered": True, "first_response_at": data["answered_at"]}})
     if command_type == "dispatch.ticket_closed" and known is not None and known["status"] in OPEN:
         closed, given = close_and_refill(available(roster, agents), tickets.values(), known, data["status"], now)
         return Dispatched(assignments=given, updates={ticket_id: closed, **{a.ticket["ticket_id"]: a.ticket for a in given}})
@@ -195,3 +208,54 @@ def agent_changed(roster: tuple[Agent, ...], tickets: Board, agents: Board, data
     given = refill(available(roster, states), current, now)
     updates.update({a.ticket["ticket_id"]: a.ticket for a in given})
     return Dispatched(assignments=given, requeued=requeued, updates=updates, agent_updates={agent_id: state})
+
+
+def check_targets(roster: tuple[Agent, ...], tickets: Board, agents: Board, now: datetime, targets: sla.Targets) -> Dispatched:
+    """The targets missed by `now`: each recorded on its ticket and announced once; a
+    first-line ticket that misses one goes to second line."""
+    breaches = sla.missed(open_tickets(tickets.values()), now, targets)
+    if not breaches:
+        return Dispatched()
+    updates: dict[str, Ticket] = {}
+    for breach in breaches:
+        ticket = updates.get(breach.ticket_id) or tickets.get(breach.ticket_id) or {}
+        updates[breach.ticket_id] = {**ticket, "breaches": [*ticket.get("breaches", []), breach.target]}
+    first_line = [(ticket, f"sla_breached:{ticket['breaches'][-1]}", None) for ticket in updates.values() if ticket["tier"] == "L1"]
+    escalated = escalate(roster, _Changed(tickets, updates), agents, first_line, now)
+    return Dispatched(assignments=escalated.assignments, requeued=escalated.requeued,
+                      updates={**updates, **escalated.updates}, breaches=breaches, escalations=escalated.escalations)
+
+
+def escalate(roster: tuple[Agent, ...], tickets: Board, agents: Board, asked: list[tuple[Ticket, str, str | None]],
+             now: datetime | None) -> Dispatched:
+    """Move tickets to second line: an L1 agent who holds one hands it back, and it goes
+    to the next free L2 agent who can take it (at once, or from the queue)."""
+    updates: dict[str, Ticket] = {}
+    escalations, requeued = [], []
+    for ticket, reason, by in asked:
+        raised = {**ticket, "tier": "L2", "escalations": ticket.get("escalations", 0) + 1}
+        holder = next((a for a in roster if a.id == ticket.get("agent_id")), None)
+        if ticket["status"] == "assigned" and (holder is None or holder.tier != "L2"):
+            raised = {**raised, "status": "queued", "agent_id": None, "requeues": ticket.get("requeues", 0) + 1}
+            requeued.append({"ticket_id": ticket["ticket_id"], "agent_id": ticket["agent_id"], "reason": "escalated",
+                             "requeues": raised["requeues"]})
+        updates[ticket["ticket_id"]] = raised
+        escalations.append({"ticket_id": ticket["ticket_id"], "from_tier": "L1", "to_tier": "L2", "reason": reason,
+                            "escalated_by": by, "escalations": raised["escalations"]})
+    current = [updates.get(t["ticket_id"], t) for t in open_tickets(tickets.values())]
+    given = refill(available(roster, {a.id: agents.get(a.id) for a in roster}), current, now)
+    updates.update({a.ticket["ticket_id"]: a.ticket for a in given})
+    return Dispatched(assignments=given, requeued=requeued, updates=updates, escalations=escalations)
+
+
+class _Changed:
+    """A board seen with some of its records already changed (in this same decision)."""
+
+    def __init__(self, board: Board, changes: dict[str, Ticket]) -> None:
+        self._board, self._changes = board, changes
+
+    def get(self, key: str) -> Ticket | None:
+        return self._changes.get(key) or self._board.get(key)
+
+    def values(self) -> Iterable[Ticket]:
+        return [self._changes.get(str(t["ticket_id"]), t) for t in self._board.values()]

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from deskstream.settings import ServiceSettings, env_float, env_str
+from deskstream.settings import ServiceSettings, SettingsError, env_float, env_str
 
 from services.router.roster import DEFAULT_ROSTER
+from services.router.sla import Targets, TargetsError
 from services.router.triage import DEFAULT_RULES
 
 
@@ -18,6 +19,8 @@ class RouterSettings:
     rules_path: Path
     roster_path: Path
     rules_reload_seconds: float
+    sla_targets: Targets
+    sla_tick_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "RouterSettings":
@@ -27,4 +30,13 @@ class RouterSettings:
             rules_path=Path(env_str(env, "ROUTER_RULES_PATH", str(DEFAULT_RULES))),
             roster_path=Path(env_str(env, "ROUTER_ROSTER_PATH", str(DEFAULT_ROSTER))),
             rules_reload_seconds=env_float(env, "ROUTER_RULES_RELOAD_SECONDS", 5.0),
+            sla_targets=targets(env),
+            sla_tick_seconds=env_float(env, "ROUTER_SLA_TICK_SECONDS", 15.0),
         )
+
+
+def targets(env: Mapping[str, str]) -> Targets:
+    try:
+        return Targets.parse(env_str(env, "ROUTER_SLA_FIRST_RESPONSE_MINUTES", ""), env_str(env, "ROUTER_SLA_RESOLUTION_MINUTES", ""))
+    except TargetsError as error:
+        raise SettingsError(f"ROUTER_SLA_*_MINUTES: {error}") from None

@@ -11,7 +11,7 @@ from aiohttp import web
 from deskstream.events import stable_id, utcnow
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Processor
-from deskstream.topics import AGENTS_EVENTS, TICKETS_EVENTS
+from deskstream.topics import AGENTS_EVENTS, ROUTER_DISPATCH, TICKETS_EVENTS
 
 from services.router import assignment, routing
 from services.router.roster import Agent, agent_with_token
@@ -19,6 +19,8 @@ from services.router.roster import Agent, agent_with_token
 TICKET_ID = re.compile(r"^T-[A-Z2-7]{8}$")
 MAX_NOTE_CHARS = 2000
 MAX_CAPACITY = 50
+MAX_REPLY_CHARS = 8000
+MAX_REASON_CHARS = 500
 
 
 def bearer(request: web.Request) -> str | None:
@@ -26,7 +28,7 @@ def bearer(request: web.Request) -> str | None:
     return (header[len("Bearer "):].strip() or None) if header.startswith("Bearer ") else None
 
 
-def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipeline):
+def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipeline, dispatch_key: str):
     def open_tickets() -> list[dict]:
         return routing.open_tickets(router.values("tickets"))
 
@@ -103,7 +105,61 @@ def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipelin
             return web.json_response({"error": "not stored; retry with the same Idempotency-Key"}, status=503)
         return web.json_response({"event_id": event.id}, status=202)
 
+    async def reply(request: web.Request) -> web.Response:
+        """An agent answers the customer: `ticket.reply_sent`, which the notifier delivers
+        on the customer's channel. The text is the customer's to read, so it is checked
+        for size only; every page shows it as text."""
+        agent = agent_with_token(roster, bearer(request))
+        if agent is None:
+            return web.json_response({"error": "a valid agent token is required (Authorization: Bearer ...)"}, status=401)
+        ticket_id = request.match_info["ticket_id"]
+        if not TICKET_ID.match(ticket_id):
+            return web.json_response({"error": "not a ticket id"}, status=404)
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return web.json_response({"error": "the body must be JSON"}, status=400)
+        text = body.get("text") if isinstance(body, dict) else None
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_REPLY_CHARS:
+            return web.json_response({"error": f"text must be 1 to {MAX_REPLY_CHARS} characters"}, status=400)
+        reply_id = stable_id(agent.id, ticket_id, request.headers.get("Idempotency-Key") or uuid.uuid4().hex, length=12)
+        data = {"ticket_id": ticket_id, "reply_id": reply_id, "agent_id": agent.id, "agent_name": agent.name,
+                "text": text.strip(), "sent_at": utcnow()}
+        event = pipeline.event("ticket.reply_sent", f"{ticket_id}.reply.{reply_id}", data, ticket_id)
+        try:
+            await pipeline.publish(TICKETS_EVENTS, ticket_id, event)
+        except Exception:
+            return web.json_response({"error": "not stored; retry with the same Idempotency-Key"}, status=503)
+        return web.json_response({"event_id": event.id, "reply_id": reply_id}, status=202)
+
+    async def escalate(request: web.Request) -> web.Response:
+        """An agent sends a first-line ticket to second line, with a reason; the
+        dispatcher decides where it goes (ticket.escalated, and a new assignment)."""
+        agent = agent_with_token(roster, bearer(request))
+        if agent is None:
+            return web.json_response({"error": "a valid agent token is required (Authorization: Bearer ...)"}, status=401)
+        ticket_id = request.match_info["ticket_id"]
+        if not TICKET_ID.match(ticket_id):
+            return web.json_response({"error": "not a ticket id"}, status=404)
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return web.json_response({"error": "the body must be JSON"}, status=400)
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_CHARS:
+            return web.json_response({"error": f"reason must be 1 to {MAX_REASON_CHARS} characters"}, status=400)
+        key = request.headers.get("Idempotency-Key") or uuid.uuid4().hex
+        data = {"ticket_id": ticket_id, "agent_id": agent.id, "reason": reason.strip()}
+        event = pipeline.event("dispatch.escalation_requested", f"{ticket_id}.escalation.{stable_id(agent.id, key, length=12)}", data, ticket_id)
+        try:
+            await pipeline.publish(ROUTER_DISPATCH, dispatch_key, event)
+        except Exception:
+            return web.json_response({"error": "not stored; retry with the same Idempotency-Key"}, status=503)
+        return web.json_response({"event_id": event.id}, status=202)
+
     def setup(application: web.Application) -> None:
+        application.router.add_post("/api/tickets/{ticket_id}/escalate", escalate)
+        application.router.add_post("/api/tickets/{ticket_id}/reply", reply)
         application.router.add_post("/api/agents/me/presence", set_presence)
         application.router.add_post("/api/tickets/{ticket_id}/resolve", resolve)
         application.router.add_get("/api/agents", list_agents)

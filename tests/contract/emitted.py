@@ -36,7 +36,7 @@ from services.intake.customers import customer_id
 from services.intake.normaliser import Thread, normalise
 from services.notifier import delivery, requests
 from services.notifier.templates import UnknownTemplate, render
-from services.router import routing
+from services.router import routing, sla
 from services.router.roster import DEFAULT_ROSTER, load_roster
 from services.router.triage import DEFAULT_RULES, Rules
 from tests.twilio_api import form_body, inbound_sms
@@ -178,7 +178,66 @@ def goes_offline(clock: Clock, triaged: dict[str, Any], name: str) -> list[Emitt
     return out
 
 
+def misses_its_target(clock: Clock, triaged: dict[str, Any], name: str) -> list[Emitted]:
+    """services/router/app.py tick, then place_tickets_with_agents on it: a first-line
+    ticket unanswered past its first-response target."""
+    roster = load_roster(DEFAULT_ROSTER)
+    board: dict[str, Any] = {}
+    board.update(routing.dispatch(roster, board, {}, "dispatch.ticket_triaged", triaged).updates)
+    ticket = board[triaged["ticket_id"]]
+    assert ticket["tier"] == "L1", "the scenario needs a first-line ticket"
+    due = sla.due(ticket, sla.FIRST_RESPONSE, routing.DEFAULT_TARGETS) + timedelta(minutes=1)
+    now = sla.format_time(due)
+    tick = pipeline_event("router", "dispatch.tick", f"tick.router.{now}", {"at": now}, None, now)
+    outcome = routing.dispatch(roster, board, {}, tick.type, tick.data, due)
+    out = [Emitted(name, ROUTER_DISPATCH, "dispatch", tick)]
+    for breach in outcome.breaches:
+        data = {"ticket_id": breach.ticket_id, "target": breach.target, "priority": breach.priority, "due_at": breach.due_at,
+                "breached_at": tick.time, "agent_id": breach.agent_id}
+        out.append(Emitted(name, TICKETS_EVENTS, breach.ticket_id, pipeline_event(
+            "router", "ticket.sla_breached", f"{breach.ticket_id}.sla_breached.{breach.target}", data, breach.ticket_id, clock())))
+    for raised in outcome.escalations:
+        out.append(Emitted(name, TICKETS_EVENTS, raised["ticket_id"], pipeline_event(
+            "router", "ticket.escalated", f"{raised['ticket_id']}.escalated.{raised['escalations']}", {**raised, "escalated_at": tick.time},
+            raised["ticket_id"], clock())))
+    for back in outcome.requeued:
+        out.append(Emitted(f"{name}-requeued", TICKETS_EVENTS, back["ticket_id"], pipeline_event(
+            "router", "ticket.requeued", f"{back['ticket_id']}.requeued.{back['requeues']}", {**back, "requeued_at": tick.time},
+            back["ticket_id"], clock())))
+    assert outcome.breaches and outcome.escalations and outcome.requeued
+    return out
+
+
+def asks_to_escalate(clock: Clock, ticket_id: str, name: str) -> Emitted:
+    """services/router/web.py escalate (the agent API)."""
+    data = {"ticket_id": ticket_id, "agent_id": "lucia", "reason": "Hace falta un técnico de campo: la ONT parece averiada."}
+    event_id = f"{ticket_id}.escalation.{stable_id('lucia', 'idempotency-key-4', length=12)}"
+    return Emitted(name, ROUTER_DISPATCH, "dispatch", pipeline_event("router", "dispatch.escalation_requested", event_id, data, ticket_id, clock()))
+
+
+def agent_replies(clock: Clock, assigned: dict[str, Any], text: str, name: str) -> list[Emitted]:
+    """services/router/web.py reply (the agent API), then triage_new_tickets."""
+    ticket_id, agent_id = assigned["ticket_id"], assigned["agent_id"]
+    reply_id = stable_id(agent_id, ticket_id, "idempotency-key-3", length=12)
+    data = {"ticket_id": ticket_id, "reply_id": reply_id, "agent_id": agent_id, "agent_name": assigned["agent_name"],
+            "text": text, "sent_at": clock()}
+    event_id = f"{ticket_id}.reply.{reply_id}"
+    return [
+        Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event("router", "ticket.reply_sent", event_id, data, ticket_id, data["sent_at"])),
+        Emitted(name, ROUTER_DISPATCH, "dispatch", pipeline_event(
+            "router", "dispatch.ticket_answered", f"{event_id}.answered", {"ticket_id": ticket_id, "answered_at": data["sent_at"]},
+            ticket_id, clock())),
+    ]
+
+
 # --- notifier -------------------------------------------------------------------------
+
+
+def acknowledge_reply(clock: Clock, created: dict[str, Any], replied: dict[str, Any], name: str) -> Emitted:
+    """services/notifier/app.py request_acknowledgements, for a ticket.reply_sent."""
+    request = requests.agent_reply(replied, requests.remember_contact(created))
+    return Emitted(name, NOTIFY_REQUESTS, recipient_key(request["recipient"]),
+                   pipeline_event("notifier", "notify.requested", request["request_id"], request, request["ticket_id"], clock()))
 
 
 def acknowledge(clock: Clock, created: dict[str, Any], classified: dict[str, Any], name: str) -> Emitted:
@@ -266,6 +325,11 @@ def scenarios() -> list[Emitted]:
     out.append(requested_es)
     out += deliver(clock, requested_es, "chat-es")
     out += goes_offline(clock, routed_es[0].event.data, "chat-es-agent-offline")
+    replied = agent_replies(clock, routed_es[2].event.data, "Hola Marta: la avería de fibra de tu zona ya está resuelta. Reinicia el router, por favor.", "chat-es-reply")
+    out += replied
+    reply_request = acknowledge_reply(clock, created_es.event.data, replied[0].event.data, "chat-es-reply")
+    out.append(reply_request)
+    out += deliver(clock, reply_request, "chat-es-reply")
     again = chat_contact(clock, "chat-es-again", SESSION_ES, "m-0002", "Sigo sin conexión… ¿alguien me puede ayudar? Ya van dos horas.")
     out.append(again)
     out += ticket_events(clock, again, thread, "chat-es-again")
@@ -334,6 +398,8 @@ def scenarios() -> list[Emitted]:
     requested_sms = acknowledge(clock, created_sms.event.data, routed_sms[1].event.data, "sms-es")
     out.append(requested_sms)
     out += deliver_by_phone(clock, requested_sms, "SM" + "6" * 32, "sms-es")
+    out += misses_its_target(clock, routed_sms[0].event.data, "sms-es-sla")
+    out.append(asks_to_escalate(clock, routed_sms[0].event.data["ticket_id"], "sms-es-escalation"))
     whatsapp = sms_contact(clock, "whatsapp-es", inbound_sms(sender="whatsapp:+34612345678", body="¿Hay alguna avería en Málaga?",
                                                              sid="SM" + "7" * 32, profile_name="Lucía"))
     out.append(whatsapp)

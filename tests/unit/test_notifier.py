@@ -36,3 +36,13 @@ def test_a_replayed_event_asks_for_the_same_message():
 def test_unknown_templates_are_an_error():
     with pytest.raises(UnknownTemplate):
         render("nope", "en", {})
+
+
+def test_an_agents_reply_is_delivered_as_written_and_signed_with_the_ticket():
+    replied = {"ticket_id": "T-ABCDEFGH", "reply_id": "abcdefghijkl", "agent_id": "lucia", "agent_name": "Lucía Romero",
+               "text": "Reinicia el router {por favor} y dime si vuelve la conexión.", "sent_at": "2026-12-02T10:00:00.000Z"}
+    request = requests.agent_reply(replied, requests.remember_contact(CREATED))
+    assert (request["request_id"], request["reason"], request["recipient"]) == (
+        "T-ABCDEFGH.reply.abcdefghijkl", "reply", {"channel": "chat", "address": "session-1234567890"})
+    text = render(request["template"], request["language"], request["params"])
+    assert text == "Reinicia el router {por favor} y dime si vuelve la conexión.\n\nLucía, Soporte (T-ABCDEFGH)"
