@@ -36,12 +36,14 @@ def loads(open_tickets: Iterable[Mapping[str, object]]) -> Counter[str]:
 
 def choose_agent(roster: Iterable[Agent], held: Mapping[str, int], skill: str, tier: str, language: str) -> Agent | None:
     """The eligible agent with free capacity and the fewest tickets (lowest share of
-    capacity, then id: deterministic). Falls back to `general` when no agent has the skill."""
+    capacity, then id: deterministic). First-line work goes to first-line agents while
+    one is free, so that specialists stay free for what only they can do. Falls back to
+    `general` when no agent has the skill."""
     agents = list(roster)
     for wanted in (skill, "general"):
         eligible = [a for a in agents if a.can_take(wanted, tier, language) and held.get(a.id, 0) < a.max_concurrent]
         if eligible:
-            return min(eligible, key=lambda a: (held.get(a.id, 0) / a.max_concurrent, a.id))
+            return min(eligible, key=lambda a: (a.tier != tier, held.get(a.id, 0) / a.max_concurrent, a.id))
     return None
 
 

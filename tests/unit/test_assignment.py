@@ -122,3 +122,10 @@ def test_an_agent_going_offline_hands_back_unanswered_tickets_and_away_gets_none
     assert [a.data["ticket_id"] for a in back.assignments] == ["T-AAAAAAA4", "T-AAAAAAA1"]  # P1 first, up to her new capacity
     agents.update(back.agent_updates)
     assert routing.dispatch(roster, board, agents, "dispatch.agent_changed", {"agent_id": "ana", "presence": "online", "max_concurrent": 3}) == routing.Dispatched()
+
+
+def test_first_line_work_goes_to_first_line_while_one_is_free():
+    l1, l2 = agent("ana", ("billing",), "L1", cap=2), agent("omar", ("billing",), "L2", cap=2)
+    assert assignment.choose_agent((l1, l2), {"ana": 1}, "billing", "L1", "es").id == "ana"
+    assert assignment.choose_agent((l1, l2), {"ana": 2}, "billing", "L1", "es").id == "omar"  # overflow to second line
+    assert assignment.choose_agent((l1, l2), {}, "billing", "L2", "es").id == "omar"
