@@ -68,6 +68,7 @@ bench: venv kafka-fetch system-test-deps
 	PYTHONPATH=. $(BIN)/python -m bench.hop_throughput $(BENCH_ARGS)
 	PYTHONPATH=. $(BIN)/python -m bench.mail_intake
 	PYTHONPATH=. $(BIN)/python -m bench.sms_webhook
+	PYTHONPATH=. $(BIN)/python -m bench.routing
 
 clean:
 	rm -rf .data .pytest_cache

@@ -6,20 +6,24 @@ in-process Worker.stop() returns before the consumer has left its group).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
 from deskstream.events import Event, EventDecodeError
-from deskstream.localkafka import die_with_parent, free_port
-from deskstream.settings import PROJECT_ROOT
+from deskstream.localkafka import LocalKafka, die_with_parent, free_port
+from deskstream.settings import PROJECT_ROOT, KafkaSettings
+from deskstream.topics import ensure_topics
 
 SERVICES = ("intake", "router", "notifier", "feedback")
 
@@ -98,6 +102,20 @@ class ServiceProcess(ChildProcess):
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"{self.name} not ready in {timeout:.0f} s:\n{self.log_tail()}")
+
+
+@contextlib.contextmanager
+def own_kafka(prefix: str) -> Iterator[LocalKafka]:
+    """A local Kafka of the test's own, on free ports, with deskstream's topics created,
+    for tests that stop the broker or must not share state; removed afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"deskstream-{prefix}-kafka-"))
+    broker = LocalKafka(data_dir, port=free_port(), controller_port=free_port()).start()
+    try:
+        asyncio.run(ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap})))
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def service_env(bootstrap: str, data_dir: Path, **extra: str) -> dict[str, str]:

@@ -26,39 +26,29 @@ def remember_contact(created: dict[str, Any]) -> dict[str, Any]:
     return contact
 
 
-def acknowledgement(classified: dict[str, Any], contact: dict[str, Any]) -> dict[str, Any]:
-    ticket_id = classified["ticket_id"]
+def request(ticket_id: str, request_id: str, reason: str, template: str, contact: dict[str, Any], **params: Any) -> dict[str, Any]:
+    """A `notify.requested` to the ticket's customer, on their channel and in their
+    language; mail also gets the thread it answers."""
     return {
-        "request_id": f"{ticket_id}.ack",
+        "request_id": request_id,
         "ticket_id": ticket_id,
-        "reason": "acknowledgement",
+        "reason": reason,
         "recipient": contact["reply_to"],
         "language": contact["language"],
-        "template": "acknowledgement",
-        "params": {
-            "ticket_id": ticket_id,
-            "name": contact.get("name"),
-            "wait_minutes": classified["estimated_wait_minutes"],
-            "priority": classified["priority"],
-            **({"thread": contact["thread"]} if "thread" in contact else {}),
-        },
+        "template": template,
+        "params": {"ticket_id": ticket_id, **params, **({"thread": contact["thread"]} if "thread" in contact else {})},
     }
+
+
+def acknowledgement(classified: dict[str, Any], contact: dict[str, Any]) -> dict[str, Any]:
+    """That the message arrived, its ticket number and the wait."""
+    ticket_id = classified["ticket_id"]
+    return request(ticket_id, f"{ticket_id}.ack", "acknowledgement", "acknowledgement", contact, name=contact.get("name"),
+                   wait_minutes=classified["estimated_wait_minutes"], priority=classified["priority"])
 
 
 def agent_reply(replied: dict[str, Any], contact: dict[str, Any]) -> dict[str, Any]:
     """An agent's answer, to deliver on the customer's channel (in the thread, for mail)."""
     ticket_id = replied["ticket_id"]
-    return {
-        "request_id": f"{ticket_id}.reply.{replied['reply_id']}",
-        "ticket_id": ticket_id,
-        "reason": "reply",
-        "recipient": contact["reply_to"],
-        "language": contact["language"],
-        "template": "agent_reply",
-        "params": {
-            "ticket_id": ticket_id,
-            "text": replied["text"],
-            "agent_name": replied["agent_name"],
-            **({"thread": contact["thread"]} if "thread" in contact else {}),
-        },
-    }
+    return request(ticket_id, f"{ticket_id}.reply.{replied['reply_id']}", "reply", "agent_reply", contact,
+                   text=replied["text"], agent_name=replied["agent_name"])

@@ -8,20 +8,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from deskstream.events import Event, utcnow
-from deskstream.localkafka import LocalKafka, free_port
-from deskstream.settings import KafkaSettings
-from deskstream.topics import TICKETS_EVENTS, ensure_topics
+from deskstream.topics import TICKETS_EVENTS
 from services.intake.normaliser import Thread, normalise
-from tests.harness import ServiceProcess, read_topic, service_env, wait_for_events
+from tests.harness import ServiceProcess, own_kafka, read_topic, service_env, wait_for_events
 
 pytestmark = pytest.mark.integration
 
@@ -41,22 +36,16 @@ def router(tmp_path):
     roster = {"agents": [{**a, "name": a["id"].title(), "languages": ["es", "en"], "max_concurrent": 5,
                           "token_sha256": hashlib.sha256(token_of(a["id"]).encode()).hexdigest()} for a in ROSTER]}
     (tmp_path / "roster.json").write_text(json.dumps(roster))
-    data_dir = Path(tempfile.mkdtemp(prefix="deskstream-sla-kafka-"))
-    broker = LocalKafka(data_dir, port=free_port(), controller_port=free_port()).start()
-    service = None
-    try:
-        asyncio.run(ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap})))
+    with own_kafka("sla") as broker:
         targets = ",".join(f"P{n}={MINUTES}" for n in range(1, 5))
         env = service_env(broker.bootstrap, tmp_path, ROUTER_ROSTER_PATH=str(tmp_path / "roster.json"),
                           ROUTER_SLA_FIRST_RESPONSE_MINUTES=targets, ROUTER_SLA_TICK_SECONDS="1")
         service = ServiceProcess("router", env, tmp_path).start()
-        service.wait_ready()
-        yield broker, service
-    finally:
-        if service is not None:
+        try:
+            service.wait_ready()
+            yield broker, service
+        finally:
             service.stop()
-        broker.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def open_ticket(bootstrap: str, n: int, text: str) -> str:

@@ -16,25 +16,20 @@ import collections
 import hashlib
 import json
 import random
-import shutil
 import signal
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from deskstream.events import Event
-from deskstream.localkafka import LocalKafka, free_port
-from deskstream.settings import KafkaSettings
-from deskstream.topics import ROUTER_DISPATCH, TICKETS_EVENTS, ensure_topics
+from deskstream.topics import ROUTER_DISPATCH, TICKETS_EVENTS
 from services.intake.normaliser import Thread, normalise
 from services.router import assignment, routing
 from services.router.roster import load_roster
-from tests.harness import ServiceProcess, read_topic, service_env
+from tests.harness import ServiceProcess, own_kafka, read_topic, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -61,23 +56,19 @@ def two_routers(tmp_path):
                           "token_sha256": hashlib.sha256(token_of(agent["id"]).encode()).hexdigest()} for agent in AGENTS]}
     roster_path = tmp_path / "roster.json"
     roster_path.write_text(json.dumps(roster))
-    data_dir = Path(tempfile.mkdtemp(prefix="deskstream-routers-kafka-"))
-    broker = LocalKafka(data_dir, port=free_port(), controller_port=free_port()).start()
-    routers: list[ServiceProcess] = []
-    try:
-        asyncio.run(ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap})))
-        for name in ("a", "b"):
-            (tmp_path / name).mkdir()
-            env = service_env(broker.bootstrap, tmp_path / name, ROUTER_ROSTER_PATH=str(roster_path))
-            routers.append(ServiceProcess("router", env, tmp_path / name).start())
-        for router in routers:
-            router.wait_ready()
-        yield broker, routers, roster_path
-    finally:
-        for router in routers:
-            router.stop()
-        broker.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with own_kafka("routers") as broker:
+        routers: list[ServiceProcess] = []
+        try:
+            for name in ("a", "b"):
+                (tmp_path / name).mkdir()
+                env = service_env(broker.bootstrap, tmp_path / name, ROUTER_ROSTER_PATH=str(roster_path))
+                routers.append(ServiceProcess("router", env, tmp_path / name).start())
+            for router in routers:
+                router.wait_ready()
+            yield broker, routers, roster_path
+        finally:
+            for router in routers:
+                router.stop()
 
 
 def ticket_created(n: int) -> Event:

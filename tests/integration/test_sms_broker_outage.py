@@ -5,17 +5,12 @@ On a broker of its own, which the test stops and starts again."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from deskstream.localkafka import LocalKafka, free_port
-from deskstream.settings import KafkaSettings
-from deskstream.topics import TICKETS_EVENTS, ensure_topics
-from tests.harness import ServiceProcess, read_topic, service_env, wait_for_events
+from deskstream.topics import TICKETS_EVENTS
+from tests.harness import ServiceProcess, own_kafka, read_topic, service_env, wait_for_events
 from tests.twilio_api import AUTH_TOKEN, inbound_sms, post_signed
 
 pytestmark = pytest.mark.integration
@@ -23,21 +18,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def broker_and_intake(tmp_path):
-    data_dir = Path(tempfile.mkdtemp(prefix="deskstream-outage-kafka-"))
-    broker = LocalKafka(data_dir, port=free_port(), controller_port=free_port()).start()
-    intake = None
-    try:
-        asyncio.run(ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap})))
+    with own_kafka("outage") as broker:
         env = service_env(broker.bootstrap, tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_WEBHOOK_PUBLISH_TIMEOUT_SECONDS="3")
         env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['INTAKE_HTTP_PORT']}"
         intake = ServiceProcess("intake", env, tmp_path).start()
-        intake.wait_ready()
-        yield broker, intake
-    finally:
-        if intake is not None:
+        try:
+            intake.wait_ready()
+            yield broker, intake
+        finally:
             intake.stop()
-        broker.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def test_an_sms_taken_while_kafka_is_down_is_retried_by_twilio_into_one_ticket(broker_and_intake):
