@@ -118,6 +118,20 @@ def own_kafka(prefix: str) -> Iterator[LocalKafka]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def running(*services: "ServiceProcess") -> Iterator[tuple["ServiceProcess", ...]]:
+    """The services started, each ready, and stopped with SIGTERM at the end."""
+    try:
+        for service in services:
+            service.start()
+        for service in services:
+            service.wait_ready()
+        yield services
+    finally:
+        for service in services:
+            service.stop()
+
+
 def service_env(bootstrap: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for a set of services on free ports, against the given cluster."""
     env = {key: value for key, value in os.environ.items() if not key.endswith("_HTTP_PORT")}

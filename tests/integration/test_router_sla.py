@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from deskstream.events import Event, utcnow
 from deskstream.topics import TICKETS_EVENTS
 from services.intake.normaliser import Thread, normalise
-from tests.harness import ServiceProcess, own_kafka, read_topic, service_env, wait_for_events
+from tests.harness import ServiceProcess, own_kafka, read_topic, running, service_env, wait_for_events
 
 pytestmark = pytest.mark.integration
 
@@ -40,12 +40,8 @@ def router(tmp_path):
         targets = ",".join(f"P{n}={MINUTES}" for n in range(1, 5))
         env = service_env(broker.bootstrap, tmp_path, ROUTER_ROSTER_PATH=str(tmp_path / "roster.json"),
                           ROUTER_SLA_FIRST_RESPONSE_MINUTES=targets, ROUTER_SLA_TICK_SECONDS="1")
-        service = ServiceProcess("router", env, tmp_path).start()
-        try:
-            service.wait_ready()
+        with running(ServiceProcess("router", env, tmp_path)) as (service,):
             yield broker, service
-        finally:
-            service.stop()
 
 
 async def open_ticket(bootstrap: str, n: int, text: str) -> str:

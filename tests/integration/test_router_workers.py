@@ -29,7 +29,7 @@ from deskstream.topics import ROUTER_DISPATCH, TICKETS_EVENTS
 from services.intake.normaliser import Thread, normalise
 from services.router import assignment, routing
 from services.router.roster import load_roster
-from tests.harness import ServiceProcess, own_kafka, read_topic, service_env
+from tests.harness import ServiceProcess, own_kafka, read_topic, running, service_env
 
 pytestmark = pytest.mark.integration
 
@@ -57,18 +57,13 @@ def two_routers(tmp_path):
     roster_path = tmp_path / "roster.json"
     roster_path.write_text(json.dumps(roster))
     with own_kafka("routers") as broker:
-        routers: list[ServiceProcess] = []
-        try:
-            for name in ("a", "b"):
-                (tmp_path / name).mkdir()
-                env = service_env(broker.bootstrap, tmp_path / name, ROUTER_ROSTER_PATH=str(roster_path))
-                routers.append(ServiceProcess("router", env, tmp_path / name).start())
-            for router in routers:
-                router.wait_ready()
-            yield broker, routers, roster_path
-        finally:
-            for router in routers:
-                router.stop()
+        workers = []
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            workers.append(ServiceProcess("router", service_env(broker.bootstrap, tmp_path / name, ROUTER_ROSTER_PATH=str(roster_path)),
+                                          tmp_path / name))
+        with running(*workers) as routers:
+            yield broker, list(routers), roster_path
 
 
 def ticket_created(n: int) -> Event:

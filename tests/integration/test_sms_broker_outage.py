@@ -10,7 +10,7 @@ import time
 import pytest
 
 from deskstream.topics import TICKETS_EVENTS
-from tests.harness import ServiceProcess, own_kafka, read_topic, service_env, wait_for_events
+from tests.harness import ServiceProcess, own_kafka, read_topic, running, service_env, wait_for_events
 from tests.twilio_api import AUTH_TOKEN, inbound_sms, post_signed
 
 pytestmark = pytest.mark.integration
@@ -21,12 +21,8 @@ def broker_and_intake(tmp_path):
     with own_kafka("outage") as broker:
         env = service_env(broker.bootstrap, tmp_path, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_WEBHOOK_PUBLISH_TIMEOUT_SECONDS="3")
         env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['INTAKE_HTTP_PORT']}"
-        intake = ServiceProcess("intake", env, tmp_path).start()
-        try:
-            intake.wait_ready()
+        with running(ServiceProcess("intake", env, tmp_path)) as (intake,):
             yield broker, intake
-        finally:
-            intake.stop()
 
 
 async def test_an_sms_taken_while_kafka_is_down_is_retried_by_twilio_into_one_ticket(broker_and_intake):
