@@ -71,6 +71,16 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def cluster_id() -> str:
+    """A KRaft cluster id as Kafka's own Uuid.randomUuid() makes one: URL-safe base64 of
+    16 random bytes, never starting with '-' (the storage tool would read it as an
+    option and refuse to format: one start in 64 failed so)."""
+    while True:
+        encoded = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not encoded.startswith("-"):
+            return encoded
+
+
 class LocalKafka:
     """One broker+controller on loopback. Use as a context manager, or start()/stop()."""
 
@@ -140,7 +150,7 @@ class LocalKafka:
         """Format the log directory once; a formatted one is kept, with its data."""
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
-        encoded = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        encoded = cluster_id()
         result = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", encoded, "-c", str(config)),
             capture_output=True, text=True,

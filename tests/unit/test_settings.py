@@ -65,3 +65,4 @@ def test_sending_sms_needs_a_token_a_sender_and_a_callback_url():
                                         "PUBLIC_BASE_URL": "https://support.example.com"}).twilio
     assert twilio is not None
     assert (twilio.whatsapp_from, twilio.public_base_url, twilio.max_segments) == ("+34910000000", "https://support.example.com", 3)
+
