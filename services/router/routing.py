@@ -95,11 +95,6 @@ def route_triaged(roster: tuple[Agent, ...], triaged: dict[str, Any], tickets: I
     return Routed(classified, given, given.ticket)
 
 
-def route_new_ticket(rules: Rules, roster: tuple[Agent, ...], created: dict[str, Any], tickets: Iterable[Ticket]) -> Routed:
-    """Triage and place a `ticket.created` in one step, as the two router hops do in two."""
-    return route_triaged(roster, triage(rules, created), tickets)
-
-
 def refill(roster: tuple[Agent, ...], current: list[Ticket], now: datetime | None) -> list[Assignment]:
     """Free capacity to the queued tickets, in queue order (aged)."""
     held = assignment.loads(current)

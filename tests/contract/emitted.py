@@ -8,7 +8,7 @@ and are then kept as they are: they stand for events already on the topics, whic
 schema change must keep valid. Times are fixed so that a rerun gives the same bytes.
 
 Every `data` dict comes from the pure function the service itself calls
-(`web.contact_event_data`, `normalise`, `routing.route_new_ticket`,
+(`web.contact_event_data`, `normalise`, `routing.triage`, `routing.route_triaged`, `routing.dispatch`,
 `requests.acknowledgement`, `delivery.chat_message`, `delivery.receipt`, `render`,
 `sms.contact_data`, `sms.consent_data`, `delivery.status_report`,
 `deadletter_event`); only the event ids and envelopes are put together here as the
