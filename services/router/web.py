@@ -1,5 +1,6 @@
 """The agent-facing API: the roster with its load, the queue, one ticket's routing, and
-the actions an agent takes (authenticated by the agent's bearer token).
+the actions an agent takes (authenticated by the agent's bearer token). Described in
+`openapi.json`, served at `/api/openapi.json`.
 
 Every action is published as an event before the answer, which is 202 with the event
 id (503 if Kafka did not take it); an `Idempotency-Key` header makes a retried request
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -23,6 +25,7 @@ from deskstream.topics import AGENTS_EVENTS, ROUTER_DISPATCH, TICKETS_EVENTS
 from services.router import assignment, routing
 from services.router.roster import Agent, agent_with_token
 
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 TICKET_ID = re.compile(r"^T-[A-Z2-7]{8}$")
 MAX_NOTE_CHARS = 2000
 MAX_CAPACITY = 50
@@ -166,7 +169,11 @@ def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipelin
         event = pipeline.event("agent.presence_changed", f"{agent_id}.presence.{act.event_suffix()}", data, agent_id)
         return await accepted(pipeline.publish(AGENTS_EVENTS, agent_id, event), event)
 
+    async def openapi(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(OPENAPI, headers={"Content-Type": "application/json"})
+
     def setup(application: web.Application) -> None:
+        application.router.add_get("/api/openapi.json", openapi)
         application.router.add_get("/api/agents", list_agents)
         application.router.add_get("/api/queue", queue)
         application.router.add_get("/api/tickets/{ticket_id}", ticket)

@@ -1,0 +1,24 @@
+"""The agent API's OpenAPI document is valid and describes exactly the routes the router serves."""
+import json
+
+from aiohttp import web
+from openapi_spec_validator import validate
+
+from services.router.roster import load_roster
+from services.router.web import OPENAPI, agent_routes
+
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+def test_the_document_is_valid_openapi():
+    validate(json.loads(OPENAPI.read_text()))
+
+
+def test_the_document_and_the_routes_are_the_same():
+    application = web.Application()
+    agent_routes(load_roster(), router=None, pipeline=None, dispatch_key="dispatch")(application)  # type: ignore[arg-type]
+    served = {(route.resource.canonical, route.method.lower()) for route in application.router.routes()
+              if route.method.lower() in METHODS and route.resource.canonical != "/api/openapi.json"}
+    paths = json.loads(OPENAPI.read_text())["paths"]
+    described = {(path, method) for path, item in paths.items() for method in item if method in METHODS}
+    assert served == described
