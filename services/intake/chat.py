@@ -99,12 +99,6 @@ def token_matches(secret: bytes, session_id: str, token: str | None) -> bool:
     return token is not None and hmac.compare_digest(session_token(secret, session_id), token)
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    if authorization and authorization.startswith("Bearer "):
-        return authorization[len("Bearer "):].strip() or None
-    return None
-
-
 def thread_key(session_id: str) -> str:
     return f"chat:{session_id}"
 

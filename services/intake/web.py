@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from deskstream.bearer import bearer_token
 from deskstream.events import utcnow
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Processor
@@ -110,7 +111,7 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, outboxes: Processo
             return rejection(error.reason, error.status)
         if message.session_id is None:
             session_id = chat.new_session_id()
-        elif chat.token_matches(secret, message.session_id, chat.bearer_token(request.headers.get("Authorization"))):
+        elif chat.token_matches(secret, message.session_id, bearer_token(request.headers.get("Authorization"))):
             session_id = message.session_id
         else:
             return rejection("this session needs its session token as a Bearer token", 401)

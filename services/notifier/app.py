@@ -11,11 +11,11 @@ from __future__ import annotations
 import aiosmtplib
 
 from deskstream.events import Event, utcnow
-from deskstream.recipients import recipient_key
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Step
+from deskstream.recipients import recipient_key
 from deskstream.topics import CHAT_OUTBOUND, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, TICKETS_EVENTS
 
 from services.notifier import delivery, requests

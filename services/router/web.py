@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from deskstream.bearer import bearer_token
 from deskstream.events import Event, stable_id, utcnow
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Processor
@@ -63,13 +64,8 @@ class Action:
         return value.strip()
 
 
-def bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    return (header[len("Bearer "):].strip() or None) if header.startswith("Bearer ") else None
-
-
 async def read_action(request: web.Request, roster: tuple[Agent, ...]) -> Action:
-    agent = agent_with_token(roster, bearer(request))
+    agent = agent_with_token(roster, bearer_token(request.headers.get("Authorization")))
     if agent is None:
         raise Refused(401, "a valid agent token is required (Authorization: Bearer ...)")
     ticket_id = request.match_info.get("ticket_id")

@@ -1,6 +1,7 @@
 """The chat API's contract, checked without a server."""
 import pytest
 
+from deskstream.bearer import bearer_token
 from services.intake import chat
 
 
@@ -63,6 +64,6 @@ def test_retried_messages_keep_their_contact_id():
 
 
 def test_bearer_token_parsing():
-    assert chat.bearer_token("Bearer abc") == "abc"
-    assert chat.bearer_token("Basic abc") is None
-    assert chat.bearer_token(None) is None
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("Basic abc") is None
+    assert bearer_token(None) is None

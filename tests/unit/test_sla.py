@@ -1,6 +1,6 @@
 """Service targets: when they fall due, which open tickets missed one, and what the
 dispatcher does about it (announce once; send first line to second line)."""
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 
