@@ -25,6 +25,7 @@ from deskstream.contract import Contract, default_contract
 from deskstream.events import Event, stable_id, utcnow
 from deskstream.metrics import ServiceMetrics
 from deskstream.processor import MAX_RECORDS_PER_TRANSACTION, Handler, Processor
+from deskstream.replica import TableReplica
 from deskstream.settings import KafkaSettings, ServiceSettings
 from deskstream.topics import TABLES, app_id
 
@@ -70,6 +71,7 @@ class Pipeline:
         self.contract = contract or default_contract()
         self.metrics = ServiceMetrics(self.service)
         self.processors: dict[str, Processor] = {}
+        self.replicas: list[TableReplica] = []
         self.publisher = Publisher(self.kafka, client_id=f"{app_id(self.service)}-publisher")
         app.add_dependency(self.publisher)
 
@@ -107,6 +109,16 @@ class Pipeline:
 
         return register
 
+    def replica(self, table: str) -> TableReplica:
+        """A copy of one of this service's tables on this worker, whichever partitions it
+        owns, for reads that every worker must answer; /readyz waits for it to catch up."""
+        if table not in TABLES.get(self.service, ()):
+            raise ValueError(f"{table} is not one of {self.service}'s tables in deskstream.topics.TABLES")
+        replica = TableReplica(self.kafka, self.service, table)
+        self.replicas.append(replica)
+        self.app.add_dependency(replica)
+        return replica
+
     def event(self, event_type: str, event_id: str, data: dict[str, Any], subject: str | None = None) -> Event:
         return Event(type=event_type, source=self.source, id=event_id, data=data, subject=subject)
 
@@ -118,8 +130,9 @@ class Pipeline:
         self.metrics.produced(topic, event.type)
 
     def ready(self) -> bool:
-        """Connected, and every hop assigned with its state restored."""
-        return self.publisher.connected and all(p.ready() for p in self.processors.values())
+        """Connected, every hop assigned with its state restored, every replica caught up."""
+        return (self.publisher.connected and all(p.ready() for p in self.processors.values())
+                and all(r.caught_up for r in self.replicas))
 
 
 def deadletter_event(source: str, origin: str, reason: str, raw: bytes, key: bytes | None = None) -> Event:

@@ -3,6 +3,7 @@
     tickets.events (ticket.created) ──triage──> router.dispatch ──place──> ticket.classified
                                                                       ──> ticket.assigned, or queued until an agent is free
     tickets.events (ticket.resolved) ──> router.dispatch ──> capacity freed, next queued ticket assigned
+    tickets.events (ticket.reopened) ──> router.dispatch ──> back to its agent if free, else queued
     tickets.events (ticket.reply_sent) ──> router.dispatch ──> first response recorded
     agents.events (presence, capacity) ──> router.dispatch ──> offline hands back unanswered tickets; free capacity to the queue
     a tick every ROUTER_SLA_TICK_SECONDS ──> router.dispatch ──> ticket.sla_breached, and first line escalated to second
@@ -23,7 +24,7 @@ from services.router import routing
 from services.router.roster import load_roster
 from services.router.settings import RouterSettings
 from services.router.triage import RuleBook, RulesError
-from services.router.web import agent_routes
+from services.router.web import Tables, agent_routes
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ def triage_new_tickets(event: Event, step: Step) -> None:
     elif event.type == "ticket.resolved":
         closed = {"ticket_id": ticket_id, "status": "resolved"}
         step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.ticket_closed", f"{event.id}.closed", closed, ticket_id))
+    elif event.type == "ticket.reopened":
+        again = {"ticket_id": ticket_id, "reopened_at": event.data["reopened_at"]}
+        step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.ticket_reopened", f"{event.id}.reopened", again, ticket_id))
     elif event.type == "ticket.reply_sent":
         answered = {"ticket_id": ticket_id, "answered_at": event.data["sent_at"]}
         step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.ticket_answered", f"{event.id}.answered", answered, ticket_id))
@@ -67,10 +71,10 @@ def follow_agents(event: Event, step: Step) -> None:
     step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.agent_changed", f"{event.id}.dispatch", changed, None))
 
 
-@pipeline.processor("dispatch", source=ROUTER_DISPATCH, tables=("tickets", "agents"))
+@pipeline.processor("dispatch", source=ROUTER_DISPATCH, tables=("tickets", "agents", "customers", "handling"))
 def place_tickets_with_agents(command: Event, step: Step) -> None:
-    tickets, agents = step.table("tickets"), step.table("agents")
-    outcome = routing.dispatch(roster, tickets, agents, command.type, command.data, at(command), settings.sla_targets)
+    boards = routing.Boards(step.table("tickets"), step.table("agents"), step.table("customers"), step.table("handling"))
+    outcome = routing.dispatch(roster, boards, command.type, command.data, at(command), settings.policy)
     if outcome.classified is not None:
         ticket_id = outcome.classified["ticket_id"]
         step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.classified", f"{ticket_id}.classified", outcome.classified, ticket_id))
@@ -90,10 +94,9 @@ def place_tickets_with_agents(command: Event, step: Step) -> None:
     for given in outcome.assignments:
         ticket_id = given.data["ticket_id"]
         step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.assigned", given.event_id, given.data, ticket_id))
-    for ticket_id, ticket in outcome.updates.items():
-        tickets[ticket_id] = ticket
-    for agent_id, state in outcome.agent_updates.items():
-        agents[agent_id] = state
+    for table, writes in outcome.writes().items():
+        for key, value in writes.items():
+            step.table(table)[key] = value
 
 
 @app.timer(settings.sla_tick_seconds)
@@ -121,6 +124,7 @@ app.web_server(
         settings.service.http_host,
         settings.service.http_port,
         health_routes(pipeline),
-        agent_routes(roster, place_tickets_with_agents, pipeline, DISPATCH_KEY),
+        agent_routes(roster, Tables(pipeline.replica("tickets"), pipeline.replica("agents")), pipeline, DISPATCH_KEY,
+                     settings.policy.targets),
     )
 )

@@ -6,17 +6,26 @@ after a crash then re-sends the same assignment, which consumers drop by id).
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Mapping
+from statistics import median
+from typing import Any, Iterable, Mapping
 
 from services.router.roster import Agent
+from services.router.sla import waiting_since
 
-# Minutes an agent takes for one ticket, by priority: what the wait estimate assumes.
+# What the wait estimate assumes until the router has seen tickets of a skill handled:
+# minutes a ticket holds one of an agent's places, by priority...
 HANDLING_MINUTES = {"P1": 10, "P2": 15, "P3": 20, "P4": 30}
-# First-response targets by priority, in minutes: the promise we make at worst.
+# ...and minutes from a ticket's assignment to its first answer.
+RESPONSE_MINUTES = 2.0
+# First-response targets by priority, in minutes: what we can say when nobody who could
+# take the ticket is online.
 FIRST_RESPONSE_TARGET = {"P1": 15, "P2": 60, "P3": 240, "P4": 480}
+# How many recent times per skill the estimate is drawn from.
+RECENT = 50
 PRIORITY_ORDER = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
 # A queued ticket climbs one priority level for every this many minutes it waits.
 AGING_MINUTES = 30.0
@@ -47,26 +56,45 @@ def choose_agent(roster: Iterable[Agent], held: Mapping[str, int], skill: str, t
     return None
 
 
-def estimate_wait(priority: str, held: int, queue_ahead: int, agents_for_skill: int) -> int:
-    """Minutes until a first answer: the tickets ahead, shared among the agents who
-    can take them, each taking the handling time of this priority; capped by the target."""
-    ahead = held + queue_ahead
-    minutes = (ahead * HANDLING_MINUTES[priority]) // max(agents_for_skill, 1) + 2
-    return min(minutes, FIRST_RESPONSE_TARGET[priority])
+def estimate_wait(priority: str, position: int, places: int, recent: Mapping[str, Any] | None = None) -> int:
+    """Minutes until a first answer, from what agents of the skill have lately done.
+
+    Given to an agent at once (`position` 0): the time such tickets have lately waited
+    for their first answer once assigned. In the queue: the `places` of the agents who
+    can take it free up one every `handling / places` minutes, so the ticket at
+    `position` waits that many turns, then for its answer. With nobody online who could
+    take it, the first-response target is all that can honestly be said."""
+    recent = recent or {}
+    response = median(recent["response_minutes"]) if recent.get("response_minutes") else RESPONSE_MINUTES
+    if position == 0:
+        return max(1, math.ceil(response))
+    if places <= 0:
+        return FIRST_RESPONSE_TARGET[priority]
+    handling = median(recent["handling_minutes"]) if recent.get("handling_minutes") else HANDLING_MINUTES[priority]
+    return max(1, math.ceil(position * handling / places + response))
+
+
+def remember(recent: Mapping[str, Any] | None, kind: str, minutes: float) -> dict[str, Any]:
+    """`recent` with one more time of `kind` (response_minutes, handling_minutes), the
+    oldest dropped past RECENT."""
+    recent = dict(recent or {})
+    recent[kind] = [*recent.get(kind, []), round(max(minutes, 0.0), 2)][-RECENT:]
+    return recent
 
 
 def decide(
-    roster: tuple[Agent, ...], open_tickets: Iterable[Mapping[str, object]], skill: str, priority: str, tier: str, language: str
+    roster: tuple[Agent, ...], open_tickets: Iterable[Mapping[str, object]], skill: str, priority: str, tier: str, language: str,
+    recent: Mapping[str, Any] | None = None,
 ) -> Decision:
     tickets = list(open_tickets)
     held = loads(tickets)
     agent = choose_agent(roster, held, skill, tier, language)
-    able = [a for a in roster if a.can_take(skill, tier, language)] or [a for a in roster if a.can_take("general", tier, language)]
     if agent is not None:
-        return Decision(agent, estimate_wait(priority, held.get(agent.id, 0), 0, 1), 0)
+        return Decision(agent, estimate_wait(priority, 0, 0, recent), 0)
+    able = [a for a in roster if a.can_take(skill, tier, language)] or [a for a in roster if a.can_take("general", tier, language)]
     ahead = sum(1 for t in tickets if t.get("status") == "queued" and PRIORITY_ORDER[str(t["priority"])] <= PRIORITY_ORDER[priority])
-    busy = sum(held.get(a.id, 0) for a in able)
-    return Decision(None, estimate_wait(priority, busy, ahead, len(able)), ahead + 1)
+    places = sum(a.max_concurrent for a in able)
+    return Decision(None, estimate_wait(priority, ahead + 1, places, recent), ahead + 1)
 
 
 def effective_rank(ticket: Mapping[str, object], now: datetime | None, aging_minutes: float) -> int:
@@ -75,7 +103,7 @@ def effective_rank(ticket: Mapping[str, object], now: datetime | None, aging_min
     rank = PRIORITY_ORDER[str(ticket["priority"])]
     if now is None or aging_minutes <= 0:
         return rank
-    waited = (now - datetime.fromisoformat(str(ticket["received_at"]).replace("Z", "+00:00"))).total_seconds() / 60
+    waited = (now - datetime.fromisoformat(waiting_since(ticket).replace("Z", "+00:00"))).total_seconds() / 60
     return max(0, rank - int(max(waited, 0) // aging_minutes))
 
 
@@ -84,4 +112,5 @@ def next_in_queue(open_tickets: Iterable[Mapping[str, object]], now: datetime | 
     """Queued tickets in the order they should be served: priority raised by age, then
     arrival. Without `now`, no aging (the order of arrival within each priority)."""
     queued = [t for t in open_tickets if t.get("status") == "queued"]
-    return sorted(queued, key=lambda t: (effective_rank(t, now, aging_minutes), str(t["received_at"]), str(t["ticket_id"])))
+    return sorted(queued, key=lambda t: (effective_rank(t, now, aging_minutes), waiting_since(t), str(t["ticket_id"])))
+

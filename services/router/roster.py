@@ -25,6 +25,11 @@ class Agent:
     languages: frozenset[str]
     max_concurrent: int
     token_sha256: str | None = None  # the agent API's bearer token, hashed; no hash, no API access
+    role: str = "agent"  # or "supervisor": sees every queue and may act on any ticket
+
+    @property
+    def supervises(self) -> bool:
+        return self.role == "supervisor"
 
     def can_take(self, skill: str, tier: str, language: str) -> bool:
         """L2 agents also take L1 work of their skills; L1 agents never take L2 work."""
@@ -46,6 +51,15 @@ def agent_with_token(roster: tuple[Agent, ...], token: str | None) -> Agent | No
     return found
 
 
+ROLES = ("agent", "supervisor")
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    return role
+
+
 def load_roster(path: Path = DEFAULT_ROSTER) -> tuple[Agent, ...]:
     try:
         raw = orjson.loads(path.read_bytes())
@@ -58,6 +72,7 @@ def load_roster(path: Path = DEFAULT_ROSTER) -> tuple[Agent, ...]:
                 languages=frozenset(entry["languages"]),
                 max_concurrent=int(entry["max_concurrent"]),
                 token_sha256=entry.get("token_sha256"),
+                role=_role(entry.get("role", "agent")),
             )
             for entry in raw["agents"]
         )

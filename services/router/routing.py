@@ -8,12 +8,12 @@ exactly what the router emits.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Protocol
 
 from services.router import assignment, sla
 from services.router.roster import Agent
-from services.router.triage import Rules, classify
+from services.router.triage import Rules, classify, weigh_history
 
 OPEN = ("assigned", "queued")
 
@@ -34,11 +34,15 @@ class Routed:
     ticket: Ticket
 
 
-def open_tickets(tickets: Iterable[Ticket]) -> list[Ticket]:
+def open_tickets(tickets: Iterable[Ticket | None]) -> list[Ticket]:
     return [t for t in tickets if t and t["status"] in OPEN]
 
 
-def assign(ticket: Ticket, agent: Agent, wait_minutes: int) -> Assignment:
+def _time(now: datetime | None) -> dict[str, str]:
+    return {} if now is None else {"at": sla.format_time(now)}
+
+
+def assign(ticket: Ticket, agent: Agent, wait_minutes: int, now: datetime | None = None) -> Assignment:
     """Give `ticket` to `agent`; the event id counts assignments, so a replay repeats it."""
     number = ticket["assignments"] + 1
     data = {
@@ -51,29 +55,36 @@ def assign(ticket: Ticket, agent: Agent, wait_minutes: int) -> Assignment:
         "estimated_wait_minutes": wait_minutes,
     }
     updated = {**ticket, "status": "assigned", "agent_id": agent.id, "assignments": number}
+    if now is not None:
+        updated["assigned_at"] = sla.format_time(now)
     return Assignment(f"{ticket['ticket_id']}.assigned.{number}", data, updated)
 
 
 def triage(rules: Rules, created: dict[str, Any]) -> dict[str, Any]:
     """The `dispatch.ticket_triaged` for a `ticket.created`: what the dispatcher needs
-    to place the ticket, decided from the ticket alone (so any worker can do it)."""
-    verdict = classify(rules, created.get("subject"), created["body_text"])
+    to place the ticket, decided from the ticket alone (so any worker can do it). The
+    customer's history is the dispatcher's to add: it alone sees all their tickets."""
+    customer = created["customer"]
+    verdict = classify(rules, created.get("subject"), created["body_text"], customer=customer)
     return {
         "ticket_id": created["ticket_id"],
         "skill": verdict.skill,
         "priority": verdict.priority,
         "tier": verdict.tier,
-        "language": created["customer"]["language"],
+        "language": customer["language"],
         "channel": created["channel"],
         "received_at": created["received_at"],
         "signals": verdict.signals,
+        "customer_id": customer["id"],
     }
 
 
-def route_triaged(roster: tuple[Agent, ...], triaged: dict[str, Any], tickets: Iterable[Ticket]) -> Routed:
-    """Give a triaged ticket to an agent if one is free, else queue it; with the wait."""
+def route_triaged(roster: tuple[Agent, ...], triaged: dict[str, Any], tickets: Iterable[Ticket],
+                  now: datetime | None = None, recent: dict[str, Any] | None = None) -> Routed:
+    """Give a triaged ticket to an agent if one is free, else queue it; with the wait
+    drawn from the `recent` handling times of its skill."""
     ticket_id, language = triaged["ticket_id"], triaged["language"]
-    decision = assignment.decide(roster, open_tickets(tickets), triaged["skill"], triaged["priority"], triaged["tier"], language)
+    decision = assignment.decide(roster, open_tickets(tickets), triaged["skill"], triaged["priority"], triaged["tier"], language, recent)
     classified = {
         "ticket_id": ticket_id,
         "skill": triaged["skill"],
@@ -88,10 +99,11 @@ def route_triaged(roster: tuple[Agent, ...], triaged: dict[str, Any], tickets: I
         "ticket_id": ticket_id, "status": "queued", "skill": triaged["skill"], "priority": triaged["priority"],
         "tier": triaged["tier"], "language": language, "channel": triaged["channel"], "agent_id": None,
         "received_at": triaged["received_at"], "assignments": 0,
+        **({"customer_id": triaged["customer_id"]} if triaged.get("customer_id") else {}),
     }
     if decision.agent is None:
         return Routed(classified, None, ticket)
-    given = assign(ticket, decision.agent, decision.estimated_wait_minutes)
+    given = assign(ticket, decision.agent, decision.estimated_wait_minutes, now)
     return Routed(classified, given, given.ticket)
 
 
@@ -102,22 +114,27 @@ def refill(roster: tuple[Agent, ...], current: list[Ticket], now: datetime | Non
     for waiting in assignment.next_in_queue(current, now):
         agent = assignment.choose_agent(roster, held, str(waiting["skill"]), str(waiting["tier"]), str(waiting["language"]))
         if agent is not None:
-            given.append(assign(dict(waiting), agent, 0))
+            given.append(assign(dict(waiting), agent, 0, now))
             held[agent.id] += 1
     return given
 
 
-def close_and_refill(roster: tuple[Agent, ...], tickets: Iterable[Ticket], ticket: Ticket, status: str,
-                     now: datetime | None = None) -> tuple[Ticket, list[Assignment]]:
-    """`ticket` leaves the queues with `status`; the capacity it frees goes to the
-    queued tickets, in queue order."""
-    closed = {**ticket, "status": status}
-    current = [t for t in open_tickets(tickets) if t["ticket_id"] != ticket["ticket_id"]]
-    return closed, refill(roster, current, now)
-
-
 PRESENCES = ("online", "away", "offline")
 DEFAULT_TARGETS = sla.Targets.parse("", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The dispatcher's settings: service targets, how far back a customer's earlier
+    tickets count as a repeated contact, and how long a resolved ticket stays
+    reopenable (and remembered) before a tick forgets it."""
+
+    targets: sla.Targets = DEFAULT_TARGETS
+    repeat_window: timedelta = timedelta(days=7)
+    keep_resolved: timedelta = timedelta(days=14)
+
+
+DEFAULT_POLICY = Policy()
 
 
 def available(roster: tuple[Agent, ...], agents: "Board | dict[str, Any]") -> tuple[Agent, ...]:
@@ -134,7 +151,7 @@ def available(roster: tuple[Agent, ...], agents: "Board | dict[str, Any]") -> tu
 
 
 class Board(Protocol):
-    """The dispatcher's records by id (tickets, agents): its tables in the service,
+    """The dispatcher's records by id (tickets, agents...): its tables in the service,
     dicts in tests."""
 
     def get(self, key: str) -> dict[str, Any] | None: ...
@@ -143,43 +160,180 @@ class Board(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Boards:
+    """Everything the dispatcher keeps: the tickets it placed, the agents' presence,
+    each customer's recent tickets, and the recent handling times of each skill."""
+
+    tickets: Board
+    agents: Board = field(default_factory=dict)
+    customers: Board = field(default_factory=dict)
+    handling: Board = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Dispatched:
     classified: dict[str, Any] | None = None  # the ticket.classified to publish, for a new ticket
     assignments: list[Assignment] = field(default_factory=list)  # the ticket.assigned to publish, in order
     requeued: list[dict[str, Any]] = field(default_factory=list)  # the ticket.requeued to publish
-    updates: dict[str, Ticket] = field(default_factory=dict)  # the tickets' new records, by ticket id
+    updates: dict[str, Ticket | None] = field(default_factory=dict)  # the tickets' new records (None: forgotten)
     agent_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # the agents' new states
     breaches: list[sla.Breach] = field(default_factory=list)  # the ticket.sla_breached to publish
     escalations: list[dict[str, Any]] = field(default_factory=list)  # the ticket.escalated to publish
+    customer_updates: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # customers' recent tickets
+    handling_updates: dict[str, dict[str, Any]] = field(default_factory=dict)  # skills' recent handling times
+
+    def writes(self) -> dict[str, dict[str, Any]]:
+        """The changes to the dispatcher's tables, by table (a None value deletes)."""
+        return {"tickets": self.updates, "agents": self.agent_updates, "customers": self.customer_updates,
+                "handling": self.handling_updates}
 
 
-def dispatch(roster: tuple[Agent, ...], tickets: Board, agents: Board, command_type: str, data: dict[str, Any],
-             now: datetime | None = None, targets: sla.Targets = DEFAULT_TARGETS) -> Dispatched:
+def dispatch(roster: tuple[Agent, ...], boards: Boards, command_type: str, data: dict[str, Any],
+             now: datetime | None = None, policy: Policy = DEFAULT_POLICY) -> Dispatched:
     """What the dispatcher does with one `router.dispatch` record: place a triaged
-    ticket, note its first answer, free a closed ticket's capacity for the queue,
-    follow an agent's presence and capacity, escalate a ticket, or check the service
-    targets at a tick. A record seen again (a replay) finds its work done and does nothing.
+    ticket, note its first answer, free a closed ticket's capacity for the queue, put a
+    reopened ticket back, give a queued ticket to the agent who accepts it, follow an
+    agent's presence and capacity, escalate a ticket, or check the service targets at a
+    tick. A record seen again (a replay) finds its work done and does nothing.
     `now` is the record's own time, so that replaying the records decides the same."""
+    tickets, agents = boards.tickets, boards.agents
     if command_type == "dispatch.agent_changed":
         return agent_changed(roster, tickets, agents, data, now)
     if command_type == "dispatch.tick":
-        return check_targets(roster, tickets, agents, sla.parse_time(data["at"]), targets)
+        at = sla.parse_time(data["at"])
+        return merge(check_targets(roster, tickets, agents, at, policy.targets), forget(boards, at, policy))
+    known = tickets.get(data["ticket_id"])
     if command_type == "dispatch.escalation_requested":
-        known = tickets.get(data["ticket_id"])
         if known is None or known["status"] not in OPEN or known["tier"] == "L2":
             return Dispatched()
         return escalate(roster, tickets, agents, [(known, data["reason"], data.get("agent_id"))], now)
-    ticket_id = data["ticket_id"]
-    known = tickets.get(ticket_id)
     if command_type == "dispatch.ticket_triaged" and known is None:
-        routed = route_triaged(available(roster, agents), data, tickets.values())
-        return Dispatched(routed.classified, [routed.assignment] if routed.assignment else [], updates={ticket_id: routed.ticket})
+        return place(roster, boards, data, now, policy)
     if command_type == "dispatch.ticket_answered" and known is not None and not known.get("answered"):
-        return Dispatched(updates={ticket_id: {**known, "answered": True, "first_response_at": data["answered_at"]}})
+        return answered(boards, known, data)
     if command_type == "dispatch.ticket_closed" and known is not None and known["status"] in OPEN:
-        closed, given = close_and_refill(available(roster, agents), tickets.values(), known, data["status"], now)
-        return Dispatched(assignments=given, updates={ticket_id: closed, **{a.ticket["ticket_id"]: a.ticket for a in given}})
+        return closed(roster, boards, known, data["status"], now)
+    if command_type == "dispatch.ticket_reopened" and known is not None and known["status"] not in OPEN:
+        return reopened(roster, boards, known, data)
+    if command_type == "dispatch.accept_requested" and known is not None and known["status"] == "queued":
+        return accepted(roster, boards, known, data["agent_id"], now)
     return Dispatched()
+
+
+def place(roster: tuple[Agent, ...], boards: Boards, triaged: dict[str, Any], now: datetime | None, policy: Policy) -> Dispatched:
+    """A new ticket: weighed against the customer's recent tickets, then given to a free
+    agent or queued, with the wait the customer should expect."""
+    ticket_id, customer_id = triaged["ticket_id"], triaged.get("customer_id")
+    customer_updates: dict[str, dict[str, Any] | None] = {}
+    if customer_id:
+        since = sla.parse_time(triaged["received_at"]) - policy.repeat_window
+        earlier = [entry for entry in (boards.customers.get(customer_id) or {}).get("tickets", [])
+                   if sla.parse_time(entry[0]) >= since and entry[1] != ticket_id]
+        priority, signals = weigh_history(triaged["priority"], triaged["signals"], len(earlier))
+        triaged = {**triaged, "priority": priority, "signals": signals}
+        customer_updates[customer_id] = {"customer_id": customer_id, "tickets": [*earlier, [triaged["received_at"], ticket_id]]}
+    routed = route_triaged(available(roster, boards.agents), triaged, boards.tickets.values(), now,
+                           boards.handling.get(triaged["skill"]))
+    return Dispatched(routed.classified, [routed.assignment] if routed.assignment else [], updates={ticket_id: routed.ticket},
+                      customer_updates=customer_updates)
+
+
+def answered(boards: Boards, ticket: Ticket, data: dict[str, Any]) -> Dispatched:
+    """The ticket's first answer: its first-response clock stops, and the time it took
+    from assignment joins the skill's recent response times."""
+    updated = {**ticket, "answered": True, "first_response_at": data["answered_at"]}
+    handling: dict[str, dict[str, Any]] = {}
+    if ticket.get("assigned_at"):
+        minutes = _minutes_between(ticket["assigned_at"], data["answered_at"])
+        handling[ticket["skill"]] = assignment.remember(boards.handling.get(ticket["skill"]), "response_minutes", minutes)
+    return Dispatched(updates={ticket["ticket_id"]: updated}, handling_updates=handling)
+
+
+def closed(roster: tuple[Agent, ...], boards: Boards, ticket: Ticket, status: str, now: datetime | None) -> Dispatched:
+    """The ticket leaves the queues with `status`; the time it held its agent joins the
+    skill's recent handling times, and the place it frees goes to the queue."""
+    done = {**ticket, "status": status, **({"closed_at": sla.format_time(now)} if now is not None else {})}
+    handling: dict[str, dict[str, Any]] = {}
+    if now is not None and ticket.get("assigned_at"):
+        minutes = (now - sla.parse_time(ticket["assigned_at"])).total_seconds() / 60
+        handling[ticket["skill"]] = assignment.remember(boards.handling.get(ticket["skill"]), "handling_minutes", minutes)
+    current = [t for t in open_tickets(boards.tickets.values()) if t["ticket_id"] != ticket["ticket_id"]]
+    given = refill(available(roster, boards.agents), current, now)
+    return Dispatched(assignments=given, updates={ticket["ticket_id"]: done, **{a.ticket["ticket_id"]: a.ticket for a in given}},
+                      handling_updates=handling)
+
+
+def reopened(roster: tuple[Agent, ...], boards: Boards, ticket: Ticket, data: dict[str, Any]) -> Dispatched:
+    """A resolved ticket the customer (or an agent) opened again: waiting anew from now,
+    with fresh targets, and back to the agent who knows it if they are free."""
+    at = sla.parse_time(data["reopened_at"])
+    again = {**ticket, "status": "queued", "agent_id": None, "answered": False, "breaches": [], "reopened_at": data["reopened_at"],
+             "reopens": ticket.get("reopens", 0) + 1}
+    again.pop("first_response_at", None)
+    again.pop("closed_at", None)
+    agents = available(roster, boards.agents)
+    current = open_tickets(boards.tickets.values())
+    held = assignment.loads(current)
+    before = next((a for a in agents if a.id == ticket.get("agent_id")), None)
+    if before is not None and before.can_take(again["skill"], again["tier"], again["language"]) and held[before.id] < before.max_concurrent:
+        agent: Agent | None = before
+    else:
+        agent = assignment.choose_agent(agents, held, again["skill"], again["tier"], again["language"])
+    if agent is None:
+        return Dispatched(updates={ticket["ticket_id"]: again})
+    given = assign(again, agent, 0, at)
+    return Dispatched(assignments=[given], updates={ticket["ticket_id"]: given.ticket})
+
+
+def accepted(roster: tuple[Agent, ...], boards: Boards, ticket: Ticket, agent_id: str, now: datetime | None) -> Dispatched:
+    """An agent takes a waiting ticket themselves ("assign to me"), if they are online
+    and could be given it. Capacity bounds what the router hands out, not what an agent
+    chooses to take on, as in the help desks agents know; the router gives them nothing
+    more until they are under it again. Otherwise nothing changes (the API said why)."""
+    agent = next((a for a in available(roster, boards.agents) if a.id == agent_id), None)
+    if agent is None or not may_take(agent, ticket):
+        return Dispatched()
+    given = assign(ticket, agent, 0, now)
+    return Dispatched(assignments=[given], updates={ticket["ticket_id"]: given.ticket})
+
+
+def may_take(agent: Agent, ticket: Ticket) -> bool:
+    """Whether `agent` could be given `ticket`: its skill (or general work), tier and language."""
+    return any(agent.can_take(skill, str(ticket["tier"]), str(ticket["language"])) for skill in (str(ticket["skill"]), "general"))
+
+
+def forget(boards: Boards, now: datetime, policy: Policy) -> Dispatched:
+    """At a tick: resolved tickets past reopening are forgotten, and customers' entries
+    past the repeat window, so that the tables hold what is still of use."""
+    old = now - policy.keep_resolved
+    tickets = {t["ticket_id"]: None for t in boards.tickets.values()
+               if t and t["status"] not in OPEN and t.get("closed_at") and sla.parse_time(t["closed_at"]) < old}
+    since = now - policy.repeat_window
+    customers: dict[str, dict[str, Any] | None] = {}
+    for record in boards.customers.values():
+        kept = [entry for entry in record["tickets"] if sla.parse_time(entry[0]) >= since]
+        if len(kept) != len(record["tickets"]):
+            customers[record["customer_id"]] = {**record, "tickets": kept} if kept else None
+    return Dispatched(updates=tickets, customer_updates=customers)
+
+
+def _minutes_between(start: str, end: str) -> float:
+    return (sla.parse_time(end) - sla.parse_time(start)).total_seconds() / 60
+
+
+def merge(first: Dispatched, second: Dispatched) -> Dispatched:
+    """Two outcomes of one record, the second applied after the first."""
+    return Dispatched(
+        classified=first.classified or second.classified,
+        assignments=[*first.assignments, *second.assignments],
+        requeued=[*first.requeued, *second.requeued],
+        updates={**first.updates, **second.updates},
+        agent_updates={**first.agent_updates, **second.agent_updates},
+        breaches=[*first.breaches, *second.breaches],
+        escalations=[*first.escalations, *second.escalations],
+        customer_updates={**first.customer_updates, **second.customer_updates},
+        handling_updates={**first.handling_updates, **second.handling_updates},
+    )
 
 
 def agent_changed(roster: tuple[Agent, ...], tickets: Board, agents: Board, data: dict[str, Any], now: datetime | None) -> Dispatched:

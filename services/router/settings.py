@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 
 from deskstream.settings import ServiceSettings, SettingsError, env_float, env_str
 
 from services.router.roster import DEFAULT_ROSTER
+from services.router.routing import Policy
 from services.router.sla import Targets, TargetsError
 from services.router.triage import DEFAULT_RULES
 
@@ -19,7 +21,7 @@ class RouterSettings:
     rules_path: Path
     roster_path: Path
     rules_reload_seconds: float
-    sla_targets: Targets
+    policy: Policy
     sla_tick_seconds: float
 
     @classmethod
@@ -30,13 +32,22 @@ class RouterSettings:
             rules_path=Path(env_str(env, "ROUTER_RULES_PATH", str(DEFAULT_RULES))),
             roster_path=Path(env_str(env, "ROUTER_ROSTER_PATH", str(DEFAULT_ROSTER))),
             rules_reload_seconds=env_float(env, "ROUTER_RULES_RELOAD_SECONDS", 5.0),
-            sla_targets=targets(env),
+            policy=Policy(
+                targets=targets(env),
+                repeat_window=timedelta(days=env_float(env, "ROUTER_REPEAT_WINDOW_DAYS", 7.0)),
+                keep_resolved=timedelta(days=env_float(env, "ROUTER_KEEP_RESOLVED_DAYS", 14.0)),
+            ),
             sla_tick_seconds=env_float(env, "ROUTER_SLA_TICK_SECONDS", 15.0),
         )
 
 
 def targets(env: Mapping[str, str]) -> Targets:
     try:
-        return Targets.parse(env_str(env, "ROUTER_SLA_FIRST_RESPONSE_MINUTES", ""), env_str(env, "ROUTER_SLA_RESOLUTION_MINUTES", ""))
+        return Targets.parse(
+            env_str(env, "ROUTER_SLA_FIRST_RESPONSE_MINUTES", ""),
+            env_str(env, "ROUTER_SLA_RESOLUTION_MINUTES", ""),
+            env_str(env, "ROUTER_SLA_BUSINESS_HOURS", ""),
+            env_str(env, "ROUTER_SLA_AROUND_THE_CLOCK", "P1"),
+        )
     except TargetsError as error:
-        raise SettingsError(f"ROUTER_SLA_*_MINUTES: {error}") from None
+        raise SettingsError(f"ROUTER_SLA_*: {error}") from None

@@ -1,16 +1,24 @@
-"""The agent-facing API: the roster with its load, the queue, one ticket's routing, and
-the actions an agent takes (authenticated by the agent's bearer token). Described in
-`openapi.json`, served at `/api/openapi.json`.
+"""The agent-facing API: the roster with its load, the queues, one ticket's routing, the
+actions an agent takes, and the supervisor's view of everything (every request
+authenticated by a bearer token from the roster). Described in `openapi.json`, served at
+`/api/openapi.json`.
+
+Reads and permission checks use the dispatcher's tables as this worker's replicas hold
+them (deskstream.replica), so every router worker answers alike. An agent acts on the
+tickets assigned to them, accepts queued tickets they could be given, and reopens the
+tickets they resolved; a supervisor may do all of it on any ticket.
 
 Every action is published as an event before the answer, which is 202 with the event
 id (503 if Kafka did not take it); an `Idempotency-Key` header makes a retried request
-the same event, so that consumers drop the repeat.
+the same event, so that consumers drop the repeat. The dispatcher has the last word:
+an accept that lost a race to another decision changes nothing.
 """
 from __future__ import annotations
 
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -20,10 +28,10 @@ from aiohttp import web
 from deskstream.bearer import bearer_token
 from deskstream.events import Event, stable_id, utcnow
 from deskstream.pipeline import Pipeline
-from deskstream.processor import Processor
+from deskstream.replica import TableReplica
 from deskstream.topics import AGENTS_EVENTS, ROUTER_DISPATCH, TICKETS_EVENTS
 
-from services.router import assignment, routing
+from services.router import assignment, routing, sla
 from services.router.roster import Agent, agent_with_token
 
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
@@ -82,10 +90,60 @@ async def read_action(request: web.Request, roster: tuple[Agent, ...]) -> Action
     return Action(agent, ticket_id, body, request.headers.get("Idempotency-Key") or uuid.uuid4().hex)
 
 
-def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipeline, dispatch_key: str):
-    def open_tickets() -> list[dict]:
-        return routing.open_tickets(router.values("tickets"))
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """This worker's copies of the dispatcher's tables."""
 
+    tickets: TableReplica
+    agents: TableReplica
+
+    def ticket(self, ticket_id: str | None) -> dict[str, Any]:
+        found = self.tickets.get(ticket_id) if ticket_id else None
+        if found is None:
+            raise Refused(404, "no such ticket (or not routed yet)")
+        return found
+
+    def open_tickets(self) -> list[dict[str, Any]]:
+        return routing.open_tickets(self.tickets.values())
+
+
+def held_by(agent: Agent, ticket: dict[str, Any]) -> None:
+    """An agent acts on an open ticket assigned to them; a supervisor on any open one."""
+    if ticket["status"] not in routing.OPEN:
+        raise Refused(409, f"the ticket is {ticket['status']}")
+    if not agent.supervises and ticket.get("agent_id") != agent.id:
+        raise Refused(403, "the ticket is not assigned to you")
+
+
+def agent_view(agent: Agent, state: dict[str, Any], held: int) -> dict[str, Any]:
+    return {"id": agent.id, "name": agent.name, "role": agent.role, "skills": sorted(agent.skills), "tier": agent.tier,
+            "languages": sorted(agent.languages), "presence": state.get("presence", "online"),
+            "max_concurrent": state.get("max_concurrent", agent.max_concurrent), "open_tickets": held}
+
+
+def supervision(roster: tuple[Agent, ...], tickets: list[dict[str, Any]], agents: Any, now: Any, targets: sla.Targets) -> dict[str, Any]:
+    """Every queue at a glance: waiting tickets by skill and priority (with the oldest),
+    each agent's load, and the open tickets that missed a target."""
+    queued = assignment.next_in_queue(tickets, now)
+    queues: dict[str, dict[str, Any]] = {}
+    for ticket in queued:
+        queue = queues.setdefault(str(ticket["skill"]), {"waiting": 0, "by_priority": {p: 0 for p in assignment.PRIORITY_ORDER},
+                                                           "oldest_waiting_since": None})
+        queue["waiting"] += 1
+        queue["by_priority"][str(ticket["priority"])] += 1
+        since = sla.waiting_since(ticket)
+        queue["oldest_waiting_since"] = min(filter(None, (queue["oldest_waiting_since"], since)))
+    held = assignment.loads(tickets)
+    return {
+        "queues": queues,
+        "queued": queued,
+        "agents": [agent_view(a, agents.get(a.id) or {}, held.get(a.id, 0)) for a in roster],
+        "breached": [t for t in tickets if t.get("breaches")],
+        "targets": {"first_response_minutes": dict(targets.first_response_minutes), "resolution_minutes": dict(targets.resolution_minutes)},
+    }
+
+
+def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, dispatch_key: str, targets: sla.Targets):
     def action(handler: Callable[[Action], Awaitable[web.Response]]) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def view(request: web.Request) -> web.Response:
             try:
@@ -102,39 +160,79 @@ def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipelin
             return web.json_response({"error": "not stored; retry with the same Idempotency-Key"}, status=503)
         return web.json_response({"event_id": event.id, **extra}, status=202)
 
-    async def list_agents(request: web.Request) -> web.Response:
-        held = assignment.loads(open_tickets())
-        return web.json_response({"agents": [
-            {"id": a.id, "name": a.name, "skills": sorted(a.skills), "tier": a.tier, "languages": sorted(a.languages),
-             "presence": state.get("presence", "online"), "max_concurrent": state.get("max_concurrent", a.max_concurrent),
-             "open_tickets": held.get(a.id, 0)}
-            for a in roster
-            for state in [router.lookup("agents", a.id) or {}]
-        ]})
+    @action
+    async def list_agents(act: Action) -> web.Response:
+        held = assignment.loads(tables.open_tickets())
+        return web.json_response({"agents": [agent_view(a, tables.agents.get(a.id) or {}, held.get(a.id, 0)) for a in roster]})
 
-    async def queue(request: web.Request) -> web.Response:
-        return web.json_response({"queued": assignment.next_in_queue(open_tickets())})
+    @action
+    async def queue(act: Action) -> web.Response:
+        """The caller's own open tickets, and the queued tickets they could be given, in
+        the order the dispatcher serves them (a supervisor sees the whole queue)."""
+        tickets = tables.open_tickets()
+        mine = [t for t in tickets if t["status"] == "assigned" and t.get("agent_id") == act.agent.id]
+        waiting = [t for t in assignment.next_in_queue(tickets, datetime.now(timezone.utc))
+                   if act.agent.supervises or routing.may_take(act.agent, t)]
+        return web.json_response({"assigned": sorted(mine, key=lambda t: str(t["received_at"])), "queued": waiting})
 
-    async def ticket(request: web.Request) -> web.Response:
-        found = router.lookup("tickets", request.match_info["ticket_id"])
-        if found is None:
-            return web.json_response({"error": "no such ticket"}, status=404)
-        return web.json_response(found)
+    @action
+    async def supervisor(act: Action) -> web.Response:
+        if not act.agent.supervises:
+            raise Refused(403, "for supervisors only")
+        return web.json_response(supervision(roster, tables.open_tickets(), tables.agents, datetime.now(timezone.utc), targets))
+
+    @action
+    async def ticket(act: Action) -> web.Response:
+        return web.json_response(tables.ticket(act.ticket_id))
 
     @action
     async def resolve(act: Action) -> web.Response:
         """The ticket is resolved: `ticket.resolved`; its capacity goes to the queue."""
         ticket_id = act.ticket_id
+        held_by(act.agent, tables.ticket(ticket_id))
         note = act.text("note", MAX_NOTE_CHARS, required=False)
         data = {"ticket_id": ticket_id, "resolved_at": utcnow(), "resolved_by": act.agent.id, **({"note": note} if note else {})}
         event = pipeline.event("ticket.resolved", f"{ticket_id}.resolved.{act.event_suffix()}", data, ticket_id)
         return await accepted(pipeline.publish(TICKETS_EVENTS, ticket_id, event), event)
 
     @action
+    async def reopen(act: Action) -> web.Response:
+        """A resolved ticket opened again, with the reason: `ticket.reopened`; the
+        dispatcher gives it back to its agent if they are free, else queues it."""
+        ticket_id = act.ticket_id
+        found = tables.ticket(ticket_id)
+        if found["status"] in routing.OPEN:
+            raise Refused(409, "the ticket is open")
+        if not act.agent.supervises and found.get("agent_id") != act.agent.id:
+            raise Refused(403, "only the agent who had the ticket, or a supervisor, may reopen it")
+        data = {"ticket_id": ticket_id, "reopened_at": utcnow(), "reopened_by": act.agent.id,
+                "reason": act.text("reason", MAX_REASON_CHARS)}
+        event = pipeline.event("ticket.reopened", f"{ticket_id}.reopened.{act.event_suffix()}", data, ticket_id)
+        return await accepted(pipeline.publish(TICKETS_EVENTS, ticket_id, event), event)
+
+    @action
+    async def accept(act: Action) -> web.Response:
+        """The agent takes a waiting ticket ("assign to me"), even past the capacity the
+        router fills automatically: `dispatch.accept_requested`, which the dispatcher
+        grants (`ticket.assigned`) if the ticket is still waiting and the agent online."""
+        ticket_id, agent = act.ticket_id, act.agent
+        found = tables.ticket(ticket_id)
+        if found["status"] != "queued":
+            raise Refused(409, f"the ticket is {found['status']}, not waiting")
+        if not routing.may_take(agent, found):
+            raise Refused(403, "the ticket needs a skill, tier or language you do not have")
+        if (tables.agents.get(agent.id) or {}).get("presence", "online") != "online":
+            raise Refused(409, "set your presence to online first")
+        data = {"ticket_id": ticket_id, "agent_id": agent.id}
+        event = pipeline.event("dispatch.accept_requested", f"{ticket_id}.accept.{act.event_suffix()}", data, ticket_id)
+        return await accepted(pipeline.publish(ROUTER_DISPATCH, dispatch_key, event), event)
+
+    @action
     async def reply(act: Action) -> web.Response:
         """An answer to the customer: `ticket.reply_sent`, which the notifier delivers on
         the customer's channel. Checked for size only: every page shows it as text."""
         ticket_id = act.ticket_id
+        held_by(act.agent, tables.ticket(ticket_id))
         reply_id = act.event_suffix(str(ticket_id))
         data = {"ticket_id": ticket_id, "reply_id": reply_id, "agent_id": act.agent.id, "agent_name": act.agent.name,
                 "text": act.text("text", MAX_REPLY_CHARS), "sent_at": utcnow()}
@@ -146,6 +244,10 @@ def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipelin
         """A first-line ticket to second line, with a reason; the dispatcher decides
         where it goes (`ticket.escalated`, and a new assignment)."""
         ticket_id = act.ticket_id
+        found = tables.ticket(ticket_id)
+        held_by(act.agent, found)
+        if found["tier"] == "L2":
+            raise Refused(409, "the ticket is already with second line")
         data = {"ticket_id": ticket_id, "agent_id": act.agent.id, "reason": act.text("reason", MAX_REASON_CHARS)}
         event = pipeline.event("dispatch.escalation_requested", f"{ticket_id}.escalation.{act.event_suffix()}", data, ticket_id)
         return await accepted(pipeline.publish(ROUTER_DISPATCH, dispatch_key, event), event)
@@ -172,10 +274,13 @@ def agent_routes(roster: tuple[Agent, ...], router: Processor, pipeline: Pipelin
         application.router.add_get("/api/openapi.json", openapi)
         application.router.add_get("/api/agents", list_agents)
         application.router.add_get("/api/queue", queue)
+        application.router.add_get("/api/supervisor", supervisor)
         application.router.add_get("/api/tickets/{ticket_id}", ticket)
         application.router.add_post("/api/agents/me/presence", set_presence)
+        application.router.add_post("/api/tickets/{ticket_id}/accept", accept)
         application.router.add_post("/api/tickets/{ticket_id}/reply", reply)
         application.router.add_post("/api/tickets/{ticket_id}/escalate", escalate)
         application.router.add_post("/api/tickets/{ticket_id}/resolve", resolve)
+        application.router.add_post("/api/tickets/{ticket_id}/reopen", reopen)
 
     return setup

@@ -39,6 +39,7 @@ from services.notifier.templates import UnknownTemplate, render
 from services.router import routing, sla
 from services.router.roster import DEFAULT_ROSTER, load_roster
 from services.router.triage import DEFAULT_RULES, Rules
+from tests.dispatcher import Dispatcher
 from tests.twilio_api import form_body, inbound_sms
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -157,17 +158,15 @@ def resolve(clock: Clock, assigned: dict[str, Any], name: str) -> list[Emitted]:
 def goes_offline(clock: Clock, triaged: dict[str, Any], name: str) -> list[Emitted]:
     """services/router/web.py set_presence, then follow_agents and place_tickets_with_agents:
     the agent who took the ticket goes offline before answering it."""
-    roster = load_roster(DEFAULT_ROSTER)
-    board: dict[str, Any] = {}
-    placed = routing.dispatch(roster, board, {}, "dispatch.ticket_triaged", triaged)
-    board.update(placed.updates)
+    dispatcher = Dispatcher(load_roster(DEFAULT_ROSTER))
+    placed = dispatcher.run("dispatch.ticket_triaged", triaged)
     agent_id = placed.assignments[0].data["agent_id"]
     changed_at = clock()
     presence = {"agent_id": agent_id, "presence": "offline", "changed_at": changed_at}
     event_id = f"{agent_id}.presence.{stable_id(agent_id, 'idempotency-key-2', length=12)}"
     forwarded = {"agent_id": agent_id, "presence": "offline"}
     command = pipeline_event("router", "dispatch.agent_changed", f"{event_id}.dispatch", forwarded, None, clock())
-    outcome = routing.dispatch(roster, board, {}, command.type, forwarded)
+    outcome = dispatcher.run(command.type, forwarded)
     assert outcome.requeued, "the scenario needs a ticket to hand back"
     out = [Emitted(name, AGENTS_EVENTS, agent_id, pipeline_event("router", "agent.presence_changed", event_id, presence, agent_id, changed_at)),
            Emitted(name, ROUTER_DISPATCH, "dispatch", command)]
@@ -181,15 +180,14 @@ def goes_offline(clock: Clock, triaged: dict[str, Any], name: str) -> list[Emitt
 def misses_its_target(clock: Clock, triaged: dict[str, Any], name: str) -> list[Emitted]:
     """services/router/app.py tick, then place_tickets_with_agents on it: a first-line
     ticket unanswered past its first-response target."""
-    roster = load_roster(DEFAULT_ROSTER)
-    board: dict[str, Any] = {}
-    board.update(routing.dispatch(roster, board, {}, "dispatch.ticket_triaged", triaged).updates)
-    ticket = board[triaged["ticket_id"]]
+    dispatcher = Dispatcher(load_roster(DEFAULT_ROSTER))
+    dispatcher.run("dispatch.ticket_triaged", triaged)
+    ticket = dispatcher.tickets[triaged["ticket_id"]]
     assert ticket["tier"] == "L1", "the scenario needs a first-line ticket"
     due = sla.due(ticket, sla.FIRST_RESPONSE, routing.DEFAULT_TARGETS) + timedelta(minutes=1)
     now = sla.format_time(due)
     tick = pipeline_event("router", "dispatch.tick", f"tick.router.{now}", {"at": now}, None, now)
-    outcome = routing.dispatch(roster, board, {}, tick.type, tick.data, due)
+    outcome = dispatcher.run(tick.type, tick.data, due)
     out = [Emitted(name, ROUTER_DISPATCH, "dispatch", tick)]
     for breach in outcome.breaches:
         data = {"ticket_id": breach.ticket_id, "target": breach.target, "priority": breach.priority, "due_at": breach.due_at,
@@ -206,6 +204,26 @@ def misses_its_target(clock: Clock, triaged: dict[str, Any], name: str) -> list[
             back["ticket_id"], clock())))
     assert outcome.breaches and outcome.escalations and outcome.requeued
     return out
+
+
+def reopens(clock: Clock, resolved: dict[str, Any], name: str) -> list[Emitted]:
+    """services/router/web.py reopen (the agent API), then triage_new_tickets."""
+    ticket_id, agent_id = resolved["ticket_id"], resolved["resolved_by"]
+    data = {"ticket_id": ticket_id, "reopened_at": clock(), "reopened_by": agent_id,
+            "reason": "The customer was charged twice again this month."}
+    event_id = f"{ticket_id}.reopened.{stable_id(agent_id, 'idempotency-key-5', length=12)}"
+    again = {"ticket_id": ticket_id, "reopened_at": data["reopened_at"]}
+    return [
+        Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event("router", "ticket.reopened", event_id, data, ticket_id, data["reopened_at"])),
+        Emitted(name, ROUTER_DISPATCH, "dispatch", pipeline_event("router", "dispatch.ticket_reopened", f"{event_id}.reopened", again, ticket_id, clock())),
+    ]
+
+
+def accepts(clock: Clock, ticket_id: str, agent_id: str, name: str) -> Emitted:
+    """services/router/web.py accept (the agent API): an agent takes a waiting ticket."""
+    event_id = f"{ticket_id}.accept.{stable_id(agent_id, 'idempotency-key-6', length=12)}"
+    data = {"ticket_id": ticket_id, "agent_id": agent_id}
+    return Emitted(name, ROUTER_DISPATCH, "dispatch", pipeline_event("router", "dispatch.accept_requested", event_id, data, ticket_id, clock()))
 
 
 def asks_to_escalate(clock: Clock, ticket_id: str, name: str) -> Emitted:
@@ -346,7 +364,9 @@ def scenarios() -> list[Emitted]:
     requested_en = acknowledge(clock, created_en.event.data, routed_en[1].event.data, "chat-en")
     out.append(requested_en)
     out += deliver(clock, requested_en, "chat-en")
-    out += resolve(clock, routed_en[-1].event.data, "chat-en-resolved")
+    resolved_en = resolve(clock, routed_en[-1].event.data, "chat-en-resolved")
+    out += resolved_en
+    out += reopens(clock, resolved_en[0].event.data, "chat-en-reopened")
 
     # A Spanish P1 that needs L2 while the only L2 network agent who speaks Spanish is full: queued.
     p1 = chat_contact(clock, "chat-es-p1", SESSION_P1, "1",
@@ -364,6 +384,7 @@ def scenarios() -> list[Emitted]:
     requested_p1 = acknowledge(clock, created_p1.event.data, routed_p1[1].event.data, "chat-es-p1")
     out.append(requested_p1)
     out += deliver(clock, requested_p1, "chat-es-p1")
+    out.append(accepts(clock, created_p1.event.data["ticket_id"], "omar", "chat-es-p1-accepted"))
 
     # An e-mail ticket (no intake channel produces these yet; the notifier's failure path does
     # exist): the notifier has no e-mail sender, so the receipt is notify.failed.

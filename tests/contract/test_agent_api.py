@@ -16,7 +16,7 @@ def test_the_document_is_valid_openapi():
 
 def test_the_document_and_the_routes_are_the_same():
     application = web.Application()
-    agent_routes(load_roster(), router=None, pipeline=None, dispatch_key="dispatch")(application)  # type: ignore[arg-type]
+    agent_routes(load_roster(), tables=None, pipeline=None, dispatch_key="dispatch", targets=None)(application)  # type: ignore[arg-type]
     served = {(route.resource.canonical, route.method.lower()) for route in application.router.routes()
               if route.method.lower() in METHODS and route.resource.canonical != "/api/openapi.json"}
     paths = json.loads(OPENAPI.read_text())["paths"]

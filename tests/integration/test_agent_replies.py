@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from deskstream.topics import NOTIFY_RECEIPTS, TICKETS_EVENTS
+from tests.agent_api import AgentApi
 from tests.harness import wait_for_events
 from tests.integration.chat_client import ChatCustomer
 from tests.twilio_api import inbound_sms, post_signed
@@ -29,10 +30,14 @@ async def ticket_and_agent(bootstrap: str, created_matches) -> tuple[str, str]:
 
 
 async def reply(router_url: str, ticket_id: str, token: str, text: str, key: str | None = None) -> tuple[int, dict]:
-    headers = {"Authorization": f"Bearer {token}", **({"Idempotency-Key": key} if key else {})}
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{router_url}/api/tickets/{ticket_id}/reply", json={"text": text}, headers=headers) as answer:
-            return answer.status, await answer.json()
+        return await AgentApi(http, router_url, token).post(f"/api/tickets/{ticket_id}/reply", {"text": text}, key)
+
+
+async def routed_to(router_url: str, ticket_id: str, agent_id: str) -> None:
+    """Wait until the router's API sees the ticket with its agent."""
+    async with aiohttp.ClientSession() as http:
+        await AgentApi(http, router_url, token_of(agent_id)).ticket_when(ticket_id, lambda t: t["agent_id"] == agent_id)
 
 
 async def test_a_chat_customer_reads_the_agents_answer_on_the_page(pipeline_services, kafka):
@@ -44,7 +49,10 @@ async def test_a_chat_customer_reads_the_agents_answer_on_the_page(pipeline_serv
         ticket_id, agent_id = await ticket_and_agent(kafka.bootstrap, lambda e: e.data["thread_key"] == thread)
 
         text = "Hola Marta: ya hemos devuelto el cargo duplicado. <b>Lo verás en 3 días.</b>"
+        await routed_to(router.url, ticket_id, agent_id)
         assert (await reply(router.url, ticket_id, "not-a-token", text))[0] == 401
+        other = next(a for a in ("ana", "ben", "lucia") if a != agent_id)
+        assert (await reply(router.url, ticket_id, token_of(other), text))[0] == 403  # not theirs
         status, answer = await reply(router.url, ticket_id, token_of(agent_id), text, key="reply-1")
         assert status == 202
         again = await reply(router.url, ticket_id, token_of(agent_id), text, key="reply-1")
@@ -59,9 +67,8 @@ async def test_a_chat_customer_reads_the_agents_answer_on_the_page(pipeline_serv
         kafka.bootstrap, NOTIFY_RECEIPTS, lambda e: e.data.get("request_id") == f"{ticket_id}.reply.{answer['reply_id']}", 1, 30)
     assert sent.type == "notify.sent"
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{router.url}/api/tickets/{ticket_id}") as found:
-            routed = await found.json()
-    assert routed["answered"] is True and routed["first_response_at"]
+        routed = await AgentApi(http, router.url, token_of(agent_id)).ticket_when(ticket_id, lambda t: t.get("answered") is True)
+    assert routed["first_response_at"]
 
 
 async def test_an_sms_customer_gets_the_answer_by_sms(pipeline_services, kafka, twilio_api):
@@ -70,8 +77,48 @@ async def test_an_sms_customer_gets_the_answer_by_sms(pipeline_services, kafka, 
     assert (await post_signed(f"{pipeline_services['intake'].url}/webhooks/twilio/sms", form))[0] == 200
     ticket_id, agent_id = await ticket_and_agent(
         kafka.bootstrap, lambda e: (e.data.get("sms") or {}).get("message_sid") == form["MessageSid"])
+    await routed_to(pipeline_services["router"].url, ticket_id, agent_id)
     status, _ = await reply(pipeline_services["router"].url, ticket_id, token_of(agent_id), "We are sending you a replacement today.")
     assert status == 202
     acknowledgement, answered = await asyncio.to_thread(twilio_api.wait_for_message, number, 2)
     assert ticket_id in acknowledgement.body
     assert answered.body.startswith("We are sending you a replacement today.") and answered.body.endswith(f"({ticket_id})")
+
+
+async def test_an_agent_resolves_and_reopens_their_ticket_and_a_supervisor_sees_every_queue(pipeline_services, kafka):
+    intake, router = pipeline_services["intake"], pipeline_services["router"]
+    async with aiohttp.ClientSession() as http:
+        customer = ChatCustomer(http, intake.url, name="Pablo Ruiz", language="es")
+        await customer.say("No puedo iniciar sesión en mi cuenta desde esta mañana")
+        thread = f"chat:{customer.session_id}"
+        ticket_id, agent_id = await ticket_and_agent(kafka.bootstrap, lambda e: e.data["thread_key"] == thread)
+        agent = AgentApi(http, router.url, token_of(agent_id))
+        other = AgentApi(http, router.url, token_of(next(a for a in ("ana", "ben", "lucia") if a != agent_id)))
+        supervisor = AgentApi(http, router.url, token_of("sam"))
+        await agent.ticket_when(ticket_id, lambda t: t["agent_id"] == agent_id)
+
+        assert (await other.post(f"/api/tickets/{ticket_id}/resolve"))[0] == 403
+        assert (await agent.post(f"/api/tickets/{ticket_id}/reopen", {"reason": "still open"}))[0] == 409
+        assert (await agent.post(f"/api/tickets/{ticket_id}/resolve", {"note": "Contraseña restablecida."}))[0] == 202
+        await agent.ticket_when(ticket_id, lambda t: t["status"] == "resolved")
+        assert (await other.post(f"/api/tickets/{ticket_id}/reopen", {"reason": "no"}))[0] == 403
+        assert (await agent.post(f"/api/tickets/{ticket_id}/reopen", {}))[0] == 400  # a reason is required
+        status, reopened = await agent.post(f"/api/tickets/{ticket_id}/reopen", {"reason": "El cliente sigue sin poder entrar."})
+        assert status == 202
+
+        [event] = await wait_for_events(kafka.bootstrap, TICKETS_EVENTS, lambda e: e.id == reopened["event_id"], 1, 30)
+        assert (event.type, event.data["reopened_by"]) == ("ticket.reopened", agent_id)
+        given = await wait_for_events(
+            kafka.bootstrap, TICKETS_EVENTS, lambda e: e.type == "ticket.assigned" and e.data["ticket_id"] == ticket_id, 2, 30)
+        assert [e.data["agent_id"] for e in given] == [agent_id, agent_id]  # back to the agent who knows it
+        record = await agent.ticket_when(ticket_id, lambda t: t["status"] == "assigned" and t.get("reopens") == 1)
+        assert record["reopened_at"] == event.data["reopened_at"] and not record["answered"]
+
+        assert (await agent.get("/api/supervisor"))[0] == 403
+        status, desk = await supervisor.get("/api/supervisor")
+        assert status == 200 and {a["id"] for a in desk["agents"]} >= {"ana", "ben", "lucia", "omar", "sofia", "sam"}
+        assert desk["targets"]["first_response_minutes"]["P1"] == 15
+        status, queue = await agent.get("/api/queue")
+        assert status == 200 and ticket_id in {t["ticket_id"] for t in queue["assigned"]}
+        assert (await supervisor.post(f"/api/tickets/{ticket_id}/resolve", {"note": "Cerrado por supervisión."}))[0] == 202
+        assert (await AgentApi(http, router.url, "").get("/api/queue"))[0] == 401

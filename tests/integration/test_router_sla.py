@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from deskstream.events import Event, utcnow
 from deskstream.topics import TICKETS_EVENTS
 from services.intake.normaliser import Thread, normalise
+from tests.agent_api import AgentApi
 from tests.harness import ServiceProcess, own_kafka, read_topic, running, service_env, wait_for_events
 
 pytestmark = pytest.mark.integration
@@ -60,10 +61,11 @@ async def open_ticket(bootstrap: str, n: int, text: str) -> str:
 
 
 async def act(router: ServiceProcess, ticket_id: str, action: str, body: dict) -> int:
+    """As ana, once the router's API sees the ticket as hers."""
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{router.url}/api/tickets/{ticket_id}/{action}", json=body,
-                             headers={"Authorization": f"Bearer {token_of('ana')}"}) as answer:
-            return answer.status
+        ana = AgentApi(http, router.url, token_of("ana"))
+        await ana.ticket_when(ticket_id, lambda t: t["agent_id"] == "ana")
+        return (await ana.post(f"/api/tickets/{ticket_id}/{action}", body))[0]
 
 
 def about(ticket_id: str, event_type: str):

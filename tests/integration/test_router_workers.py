@@ -29,7 +29,9 @@ from deskstream.topics import ROUTER_DISPATCH, TICKETS_EVENTS
 from services.intake.normaliser import Thread, normalise
 from services.router import assignment, routing
 from services.router.roster import load_roster
-from tests.harness import ServiceProcess, own_kafka, read_topic, running, service_env
+from tests.agent_api import AgentApi
+from tests.dispatcher import Dispatcher
+from tests.harness import ServiceProcess, own_kafka, read_topic, running, service_env, wait_for_events
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +54,9 @@ def token_of(agent_id: str) -> str:
 
 @pytest.fixture
 def two_routers(tmp_path):
-    roster = {"agents": [{**agent, "name": agent["id"].title(), "max_concurrent": 2,
-                          "token_sha256": hashlib.sha256(token_of(agent["id"]).encode()).hexdigest()} for agent in AGENTS]}
+    supervisor = {"id": "sam", "skills": [], "tier": "L2", "languages": ["es", "en"], "role": "supervisor", "max_concurrent": 0}
+    roster = {"agents": [{"name": agent["id"].title(), "max_concurrent": 2, **agent,
+                          "token_sha256": hashlib.sha256(token_of(agent["id"]).encode()).hexdigest()} for agent in [*AGENTS, supervisor]]}
     roster_path = tmp_path / "roster.json"
     roster_path.write_text(json.dumps(roster))
     with own_kafka("routers") as broker:
@@ -91,24 +94,26 @@ async def publish_tickets(bootstrap: str, numbers: range) -> None:
 
 
 async def resolve_some(bootstrap: str, routers: list[ServiceProcess], until: float, resolved: set[str]) -> None:
-    """Resolve about half of the assigned tickets, through either worker's API, as their agents."""
+    """Resolve about half of the assigned tickets, through either worker's API, as the
+    agents who hold them (a ticket handed back and given to another is theirs then)."""
     rng = random.Random(7)
+    chosen: dict[str, bool] = {}
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < until:
-            for event in await read_topic(bootstrap, TICKETS_EVENTS, settle_ms=300):
-                ticket_id = event.data["ticket_id"]
-                if event.type != "ticket.assigned" or ticket_id in resolved or rng.random() < 0.5:
+            holders = {e.data["ticket_id"]: e.data["agent_id"] for e in await read_topic(bootstrap, TICKETS_EVENTS, settle_ms=300)
+                       if e.type == "ticket.assigned"}
+            for ticket_id, agent_id in holders.items():
+                if ticket_id in resolved or not chosen.setdefault(ticket_id, rng.random() < 0.5):
                     continue
-                resolved.add(ticket_id)
                 for router in rng.sample(routers, len(routers)):  # either worker; a killed one refuses
                     try:
-                        async with http.post(f"{router.url}/api/tickets/{ticket_id}/resolve",
-                                             headers={"Authorization": f"Bearer {token_of(event.data['agent_id'])}",
-                                                      "Idempotency-Key": ticket_id}) as answer:
-                            if answer.status == 202:
-                                break
+                        status, _ = await AgentApi(http, router.url, token_of(agent_id)).post(
+                            f"/api/tickets/{ticket_id}/resolve", key=ticket_id)
                     except aiohttp.ClientError:
                         continue
+                    if status == 202:
+                        resolved.add(ticket_id)
+                        break
             await asyncio.sleep(0.5)
 
 
@@ -152,24 +157,46 @@ async def test_two_router_workers_decide_as_one(two_routers):
     published = {e.id: e.data["agent_id"] for e in events if e.type == "ticket.assigned"}
     assert all(e.data["resolved_by"] for e in events if e.type == "ticket.resolved")
 
+    # Both workers answer the agent API alike, from their copies of the dispatcher's tables.
+    async with aiohttp.ClientSession() as http:
+        views = [AgentApi(http, router.url, token_of("sam")) for router in routers]
+        for _ in range(100):
+            desks = [(await view.get("/api/supervisor"))[1] for view in views]
+            if desks[0] == desks[1]:
+                break
+            await asyncio.sleep(0.2)
+        assert desks[0] == desks[1] and desks[0]["queued"], "the queue should still hold tickets"
+        assert (await AgentApi(http, routers[0].url, token_of("ana")).get("/api/supervisor"))[0] == 403
+        # An agent takes a waiting ticket through the other worker, past the router's capacity.
+        waiting = desks[0]["queued"][0]
+        taker = next(a["id"] for a in AGENTS if routing.may_take(next(x for x in load_roster(roster_path) if x.id == a["id"]), waiting))
+        status, asked = await AgentApi(http, routers[1].url, token_of(taker)).post(f"/api/tickets/{waiting['ticket_id']}/accept")
+        assert status == 202, asked
+    [taken] = await wait_for_events(broker.bootstrap, TICKETS_EVENTS, lambda e: e.type == "ticket.assigned" and e.data[
+        "ticket_id"] == waiting["ticket_id"] and e.data["agent_id"] == taker, 1, 30)
+    events = [e for e in await read_topic(broker.bootstrap, TICKETS_EVENTS) if e.data.get("ticket_id") in created]
+    published = {e.id: e.data["agent_id"] for e in events if e.type == "ticket.assigned"}
+
     # The dispatcher's input, in order, through the dispatcher's own function.
     roster = load_roster(roster_path)
-    board: dict[str, dict] = {}
-    agents: dict[str, dict] = {}
+    dispatcher = Dispatcher(roster)
+    board, agents = dispatcher.tickets, dispatcher.agents
     decided: dict[str, str] = {}
     requeued: set[str] = set()
+    taken_by_choice: set[str] = set()  # capacity bounds what the router gives, not what an agent takes
     dispatch_records = await read_topic(broker.bootstrap, ROUTER_DISPATCH)
     for record in dispatch_records:
         now = datetime.fromisoformat(record.time.replace("Z", "+00:00"))
-        outcome = routing.dispatch(roster, board, agents, record.type, record.data, now)
-        board.update(outcome.updates)
-        agents.update(outcome.agent_updates)
+        outcome = dispatcher.run(record.type, record.data, now)
         decided.update({given.event_id: given.data["agent_id"] for given in outcome.assignments})
         requeued.update(f"{r['ticket_id']}.requeued.{r['requeues']}" for r in outcome.requeued)
+        if record.type == "dispatch.accept_requested":
+            taken_by_choice.update(given.data["ticket_id"] for given in outcome.assignments)
         capacity = {agent.id: agent.max_concurrent for agent in routing.available(roster, agents)}
-        held = assignment.loads(routing.open_tickets(board.values()))
+        held = assignment.loads(t for t in routing.open_tickets(board.values()) if t["ticket_id"] not in taken_by_choice)
         assert all(held[agent] <= capacity.get(agent, held[agent]) for agent in held), held
         assert all(agent in capacity or (agents.get(agent) or {}).get("presence") == "away" for agent in held), (held, agents)
+    assert taken.id in decided
     assert decided == published
     assert requeued == {e.id for e in events if e.type == "ticket.requeued"} and requeued  # omar's, handed back
     assert len(decided) > 8 * 2 and resolved  # queues filled, capacity freed and given again

@@ -3,6 +3,7 @@ from datetime import datetime, timezone
 
 from services.router import assignment, routing
 from services.router.roster import Agent, load_roster
+from tests.dispatcher import Dispatcher
 
 
 def agent(id, skills=("general",), tier="L1", languages=("en", "es"), cap=2):
@@ -42,9 +43,20 @@ def test_when_everyone_is_full_the_ticket_waits_in_priority_order():
     assert [t["ticket_id"] for t in assignment.next_in_queue(tickets)] == ["T2", "T3"]
 
 
-def test_waits_grow_with_the_queue_and_stop_at_the_target():
-    assert assignment.estimate_wait("P3", 0, 0, 1) < assignment.estimate_wait("P3", 3, 0, 1)
-    assert assignment.estimate_wait("P1", 1000, 1000, 1) == assignment.FIRST_RESPONSE_TARGET["P1"]
+def test_the_wait_is_the_turns_ahead_times_recent_handling_shared_among_the_places():
+    recent = {"response_minutes": [1.0, 3.0, 5.0], "handling_minutes": [20.0, 40.0, 30.0]}
+    assert assignment.estimate_wait("P3", 0, 4, recent) == 3  # given at once: the median answer time
+    assert assignment.estimate_wait("P3", 8, 4, recent) == 8 * 30 // 4 + 3  # 8th in line, 4 places, 30 minutes each
+    assert assignment.estimate_wait("P3", 1, 4) == 20 // 4 + 2  # nothing seen yet: the defaults
+    assert assignment.estimate_wait("P3", 3, 4, recent) < assignment.estimate_wait("P3", 6, 4, recent)
+    assert assignment.estimate_wait("P1", 5, 0, recent) == assignment.FIRST_RESPONSE_TARGET["P1"]  # nobody online to take it
+
+
+def test_recent_times_keep_the_last_fifty():
+    recent: dict = {}
+    for minutes in range(60):
+        recent = assignment.remember(recent, "handling_minutes", minutes)
+    assert recent["handling_minutes"] == [float(m) for m in range(10, 60)]
 
 
 def test_the_same_state_gives_the_same_choice():
@@ -61,16 +73,15 @@ def test_the_seeded_roster_covers_every_skill_in_both_languages():
 
 def test_the_dispatcher_places_queues_refills_and_ignores_what_it_has_seen():
     roster = (Agent("ana", "Ana", frozenset({"general", "billing"}), "L1", frozenset({"es"}), 1),)
-    board: dict = {}
+    dispatcher = Dispatcher(roster)
+    board = dispatcher.tickets
 
     def triaged(n: int, priority: str = "P3") -> dict:
         return {"ticket_id": f"T-AAAAAAA{n}", "skill": "billing", "priority": priority, "tier": "L1", "language": "es",
                 "channel": "chat", "received_at": f"2026-12-02T10:00:0{n}.000Z", "signals": {}}
 
     def run(command: str, data: dict) -> routing.Dispatched:
-        outcome = routing.dispatch(roster, board, {}, command, data)
-        board.update(outcome.updates)
-        return outcome
+        return dispatcher.run(command, data)
 
     first = run("dispatch.ticket_triaged", triaged(2))
     assert [a.data["agent_id"] for a in first.assignments] == ["ana"] and first.classified["queue_position"] == 0
@@ -101,27 +112,22 @@ def test_a_waiting_ticket_climbs_a_level_for_every_aging_period():
 def test_an_agent_going_offline_hands_back_unanswered_tickets_and_away_gets_none():
     roster = (Agent("ana", "Ana", frozenset({"billing"}), "L1", frozenset({"es"}), 2),
               Agent("ben", "Ben", frozenset({"billing"}), "L1", frozenset({"es"}), 1))
-    board = {t["ticket_id"]: t for t in (
+    dispatcher = Dispatcher(roster, tickets={t["ticket_id"]: t for t in (
         ticket(1, "P3", "2026-12-02T10:00:00.000Z", "assigned", "ana"),
         {**ticket(2, "P3", "2026-12-02T10:01:00.000Z", "assigned", "ana"), "answered": True},
         ticket(3, "P2", "2026-12-02T10:02:00.000Z"),
-    )}
-    agents: dict = {}
-    offline = routing.dispatch(roster, board, agents, "dispatch.agent_changed", {"agent_id": "ana", "presence": "offline"})
+    )})
+    offline = dispatcher.run("dispatch.agent_changed", {"agent_id": "ana", "presence": "offline"})
     assert [r["ticket_id"] for r in offline.requeued] == ["T-AAAAAAA1"]  # the answered one stays with her
     assert [(a.data["ticket_id"], a.data["agent_id"]) for a in offline.assignments] == [("T-AAAAAAA3", "ben")]  # P2 first
     assert offline.updates["T-AAAAAAA1"]["status"] == "queued" and offline.agent_updates == {"ana": {"presence": "offline"}}
-    board.update(offline.updates)
-    agents.update(offline.agent_updates)
-    newcomer = routing.dispatch(roster, board, agents, "dispatch.ticket_triaged", {
+    newcomer = dispatcher.run("dispatch.ticket_triaged", {
         "ticket_id": "T-AAAAAAA4", "skill": "billing", "priority": "P1", "tier": "L1", "language": "es", "channel": "chat",
         "received_at": "2026-12-02T10:05:00.000Z", "signals": {}})
     assert newcomer.assignments == []  # ben is full, ana offline
-    board.update(newcomer.updates)
-    back = routing.dispatch(roster, board, agents, "dispatch.agent_changed", {"agent_id": "ana", "presence": "online", "max_concurrent": 3})
+    back = dispatcher.run("dispatch.agent_changed", {"agent_id": "ana", "presence": "online", "max_concurrent": 3})
     assert [a.data["ticket_id"] for a in back.assignments] == ["T-AAAAAAA4", "T-AAAAAAA1"]  # P1 first, up to her new capacity
-    agents.update(back.agent_updates)
-    assert routing.dispatch(roster, board, agents, "dispatch.agent_changed", {"agent_id": "ana", "presence": "online", "max_concurrent": 3}) == routing.Dispatched()
+    assert dispatcher.run("dispatch.agent_changed", {"agent_id": "ana", "presence": "online", "max_concurrent": 3}) == routing.Dispatched()
 
 
 def test_first_line_work_goes_to_first_line_while_one_is_free():

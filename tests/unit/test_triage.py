@@ -4,7 +4,7 @@ import shutil
 import orjson
 import pytest
 
-from services.router.triage import DEFAULT_RULES, RuleBook, Rules, RulesError, classify, fold
+from services.router.triage import DEFAULT_RULES, RuleBook, Rules, RulesError, classify, fold, weigh_history
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +110,27 @@ def test_the_labelled_sets_stay_read_well(rules):
     for path in (LABELLED, HELD_OUT):
         result = measure(rules, path)
         assert result.skill >= 0.9 and result.priority >= 0.9 and result.p1_recall == 1.0, (path.name, result.misses)
+
+
+def test_a_plan_raises_a_customers_tickets_one_level_but_never_to_p1(rules):
+    question = "How do I download my invoices?"
+    assert classify(rules, None, question, customer={"id": "c", "email": "ops@elsewhere.example"}).priority == "P4"
+    raised = classify(rules, None, question, customer={"id": "c", "email": "ops@Priority.example"})
+    assert (raised.priority, raised.signals["plan"]) == ("P3", "priority")
+    blocked = classify(rules, None, "No puedo trabajar, no me deja iniciar sesión", customer={"id": "c", "email": "a@priority.example"})
+    assert blocked.priority == "P2"
+
+
+def test_a_threat_to_leave_counts_when_the_customer_writes_again(rules):
+    text = "Sigue sin funcionar la factura. Si no lo arregláis me doy de baja."
+    first = classify(rules, None, text)
+    assert first.signals["leaving_words"] == ["me doy de baja"] and first.priority != "P2"
+    assert first.signals["customer_hint"] == "sceptical"  # "sigue sin": they were told it would be fixed
+    assert classify(rules, None, text, repeat_count=1).priority == "P2"
+
+
+def test_history_makes_a_third_contact_more_than_a_question_and_a_returning_customer_sceptical():
+    signals = {"customer_hint": "unknown", "sentiment_words": [], "impatience_words": [], "specialist_words": []}
+    assert weigh_history("P4", signals, 2) == ("P3", {**signals, "repeat_count": 2, "customer_hint": "sceptical"})
+    assert weigh_history("P4", {**signals, "customer_hint": "novice"}, 1)[1]["customer_hint"] == "novice"
+    assert weigh_history("P3", signals, 0) == ("P3", {**signals, "repeat_count": 0})
