@@ -12,9 +12,11 @@ HTTP request) goes in with `publish`, which returns once the broker has the reco
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
+import logging
 from typing import Any, Callable
 
 import faust
@@ -28,6 +30,15 @@ from deskstream.processor import MAX_RECORDS_PER_TRANSACTION, Handler, Processor
 from deskstream.replica import TableReplica
 from deskstream.settings import KafkaSettings, ServiceSettings
 from deskstream.topics import TABLES, app_id
+
+
+log = logging.getLogger(__name__)
+
+
+class NotStored(Exception):
+    """Kafka did not acknowledge a record in time (or refused it): the caller answers
+    503 and its client retries with the same ids, which consumers drop if the first
+    attempt did get through after all."""
 
 
 class Publisher(Service):
@@ -68,6 +79,7 @@ class Pipeline:
         self.service = settings.name
         self.kafka = settings.kafka
         self.source = f"deskstream/{self.service}"
+        self.publish_timeout_seconds = settings.publish_timeout_seconds
         self.contract = contract or default_contract()
         self.metrics = ServiceMetrics(self.service)
         self.processors: dict[str, Processor] = {}
@@ -122,11 +134,18 @@ class Pipeline:
     def event(self, event_type: str, event_id: str, data: dict[str, Any], subject: str | None = None) -> Event:
         return Event(type=event_type, source=self.source, id=event_id, data=data, subject=subject)
 
-    async def publish(self, topic: str, key: str, event: Event) -> None:
+    async def publish(self, topic: str, key: str, event: Event, *, timeout: float | None = None) -> None:
         """Validate, send, and wait until the broker has acknowledged the record: the
-        caller answers only after this returns, so an accepted message is a stored one."""
+        caller answers only after this returns, so an accepted message is a stored one.
+        Raises NotStored after `timeout` seconds (PUBLISH_TIMEOUT_SECONDS by default),
+        so that no request hangs on a broker that is away."""
         self.contract.check(event)
-        await self.publisher.send_and_wait(topic, key, event.encode())
+        try:
+            await asyncio.wait_for(self.publisher.send_and_wait(topic, key, event.encode()), timeout or self.publish_timeout_seconds)
+        except Exception as error:
+            self.metrics.failed("not stored")
+            log.warning("record not stored", extra={"topic": topic, "type": event.type, "error": type(error).__name__})
+            raise NotStored(f"{topic}: {type(error).__name__}") from error
         self.metrics.produced(topic, event.type)
 
     def ready(self) -> bool:

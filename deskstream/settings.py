@@ -87,6 +87,7 @@ class ServiceSettings:
     data_dir: Path
     log_level: str
     kafka: KafkaSettings
+    publish_timeout_seconds: float = 10.0  # how long an HTTP request waits for Kafka before it answers 503
 
     @classmethod
     def from_env(cls, name: str, default_port: int, env: Mapping[str, str] | None = None) -> "ServiceSettings":
@@ -99,4 +100,5 @@ class ServiceSettings:
             data_dir=Path(env_str(env, "DESKSTREAM_DATA_DIR", str(PROJECT_ROOT / ".data"))) / name,
             log_level=env_str(env, "LOG_LEVEL", "info").lower(),
             kafka=KafkaSettings.from_env(env),
+            publish_timeout_seconds=env_float(env, "PUBLISH_TIMEOUT_SECONDS", 10.0),
         )

@@ -8,7 +8,6 @@ which a caller controls.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Awaitable, Callable
 
@@ -68,16 +67,3 @@ def signed_view(webhook: TwilioWebhook | None, metrics: ServiceMetrics, handle: 
         return await handle(request, form)
 
     return view
-
-
-async def stored_within(publication: Awaitable[None], seconds: float, metrics: ServiceMetrics) -> bool:
-    """Whether Kafka acknowledged the record within `seconds`. Twilio gives up on a
-    webhook after 15 s; a webhook answers 503 when this is false, and Twilio's retry
-    carries the same ids, so a record that did get through late is dropped as a repeat."""
-    try:
-        await asyncio.wait_for(publication, seconds)
-    except Exception as error:
-        metrics.failed("twilio webhook not stored")
-        log.warning("twilio webhook not stored", extra={"error": type(error).__name__})
-        return False
-    return True

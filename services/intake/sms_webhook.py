@@ -17,10 +17,10 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from deskstream.events import utcnow
 from deskstream.http import RouteSetup
-from deskstream.pipeline import Pipeline, deadletter_event
+from deskstream.pipeline import NotStored, Pipeline, deadletter_event
 from deskstream.recipients import recipient_key
 from deskstream.topics import DEADLETTER, INTAKE_RAW, NOTIFY_REQUESTS
-from deskstream.twilio_webhooks import TwilioWebhook, signed_view, stored_within
+from deskstream.twilio_webhooks import TwilioWebhook, signed_view
 
 from services.intake import sms
 from services.intake.customers import customer_id
@@ -46,12 +46,16 @@ def twiml(reply: str | None = None) -> web.Response:
 def sms_routes(pipeline: Pipeline, settings: IntakeSettings) -> RouteSetup:
     twilio = settings.twilio
     webhook = TwilioWebhook(twilio.auth_token, twilio.public_base_url) if twilio is not None else None
+    timeout = twilio.publish_timeout_seconds if twilio is not None else None
 
     async def stored_then(publication: Awaitable[None], answer: web.Response) -> web.Response:
-        assert twilio is not None
-        if await stored_within(publication, twilio.publish_timeout_seconds, pipeline.metrics):
-            return answer
-        return web.Response(status=503, text="the message could not be stored; retry")
+        """`answer` once Kafka has the event; 503 if it does not take it in time, so that
+        Twilio (which waits 15 s) tries again with the same ids."""
+        try:
+            await publication
+        except NotStored:
+            return web.Response(status=503, text="the message could not be stored; retry")
+        return answer
 
     async def receive(request: web.Request, form: MultiDictProxy[str]) -> web.Response:
         try:
@@ -60,13 +64,13 @@ def sms_routes(pipeline: Pipeline, settings: IntakeSettings) -> RouteSetup:
             pipeline.metrics.failed("sms rejected")
             original = urlencode(list(form.items())).encode()
             letter = deadletter_event(pipeline.source, DEADLETTER_ORIGIN, str(error), original)
-            return await stored_then(pipeline.publish(DEADLETTER, DEADLETTER_ORIGIN, letter), twiml())
+            return await stored_then(pipeline.publish(DEADLETTER, DEADLETTER_ORIGIN, letter, timeout=timeout), twiml())
 
         keyword = message.keyword()
         if keyword is None:
             data = sms.contact_data(message, customer_id(phone=message.number, fallback=message.thread_key), utcnow())
             event = pipeline.event("contact.received", data["contact_id"], data, data["thread_key"])
-            return await stored_then(pipeline.publish(INTAKE_RAW, message.thread_key, event), twiml())
+            return await stored_then(pipeline.publish(INTAKE_RAW, message.thread_key, event, timeout=timeout), twiml())
 
         kind, language = keyword
         reply = sms.DEFAULT_REPLIES[kind][language]
@@ -74,7 +78,7 @@ def sms_routes(pipeline: Pipeline, settings: IntakeSettings) -> RouteSetup:
             return twiml(reply)
         consent = sms.consent_data(message, kind, utcnow())
         event = pipeline.event(CONSENT_EVENTS[kind], f"consent.{message.message_sid}", consent)
-        return await stored_then(pipeline.publish(NOTIFY_REQUESTS, recipient_key(consent["recipient"]), event), twiml(reply))
+        return await stored_then(pipeline.publish(NOTIFY_REQUESTS, recipient_key(consent["recipient"]), event, timeout=timeout), twiml(reply))
 
     def setup(application: web.Application) -> None:
         application.router.add_post(PATH, signed_view(webhook, pipeline.metrics, receive, configured_by="TWILIO_AUTH_TOKEN"))

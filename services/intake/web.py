@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 
 from deskstream.bearer import bearer_token
 from deskstream.events import utcnow
-from deskstream.pipeline import Pipeline
+from deskstream.pipeline import NotStored, Pipeline
 from deskstream.processor import Processor
 from deskstream.logs import redact
 from deskstream.phones import InvalidPhoneNumber, e164
@@ -119,8 +119,8 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, outboxes: Processo
         event = pipeline.event("contact.received", data["contact_id"], data, data["thread_key"])
         try:
             await pipeline.publish(INTAKE_RAW, data["thread_key"], event)
-        except Exception as error:  # the broker did not take it: the client retries with the same id
-            log.warning("chat message not stored", extra={"error": type(error).__name__, "text": redact(message.text)})
+        except NotStored:  # the client retries with the same client_message_id
+            log.warning("chat message not stored", extra={"text": redact(message.text)})
             return rejection("the message could not be stored; retry with the same client_message_id", 503)
         return web.json_response(
             {"session_id": session_id, "session_token": chat.session_token(secret, session_id), "message_id": data["contact_id"]},

@@ -13,16 +13,15 @@ from multidict import MultiDictProxy
 
 from deskstream.events import utcnow
 from deskstream.http import RouteSetup
-from deskstream.pipeline import Pipeline, deadletter_event
+from deskstream.pipeline import NotStored, Pipeline, deadletter_event
 from deskstream.recipients import recipient_key
 from deskstream.topics import DEADLETTER, NOTIFY_RECEIPTS
-from deskstream.twilio_webhooks import TwilioWebhook, signed_view, stored_within
+from deskstream.twilio_webhooks import TwilioWebhook, signed_view
 
 from services.notifier import delivery
 from services.notifier.settings import TwilioSettings
 
 DEADLETTER_ORIGIN = "twilio:status"
-PUBLISH_TIMEOUT_SECONDS = 10.0  # within Twilio's 15 s: a 5xx makes Twilio try again
 
 
 def status_routes(pipeline: Pipeline, twilio: TwilioSettings | None) -> RouteSetup:
@@ -39,7 +38,9 @@ def status_routes(pipeline: Pipeline, twilio: TwilioSettings | None) -> RouteSet
         else:
             event = pipeline.event("notify.status_reported", f"{report['request_id']}.status.{report['status']}", report, report["ticket_id"])
             publication = pipeline.publish(NOTIFY_RECEIPTS, recipient_key(report["recipient"]), event)
-        if not await stored_within(publication, PUBLISH_TIMEOUT_SECONDS, pipeline.metrics):
+        try:
+            await publication
+        except NotStored:
             return web.Response(status=503, text="not stored; retry")
         return web.Response(status=204)
 

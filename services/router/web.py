@@ -27,7 +27,7 @@ from aiohttp import web
 
 from deskstream.bearer import bearer_token
 from deskstream.events import Event, stable_id, utcnow
-from deskstream.pipeline import Pipeline
+from deskstream.pipeline import NotStored, Pipeline
 from deskstream.replica import TableReplica
 from deskstream.topics import AGENTS_EVENTS, ROUTER_DISPATCH, TICKETS_EVENTS
 
@@ -156,7 +156,7 @@ def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, 
     async def accepted(publication: Awaitable[None], event: Event, **extra: str) -> web.Response:
         try:
             await publication
-        except Exception:
+        except NotStored:
             return web.json_response({"error": "not stored; retry with the same Idempotency-Key"}, status=503)
         return web.json_response({"event_id": event.id, **extra}, status=202)
 
