@@ -40,13 +40,20 @@ async def routed_to(router_url: str, ticket_id: str, agent_id: str) -> None:
         await AgentApi(http, router_url, token_of(agent_id)).ticket_when(ticket_id, lambda t: t["agent_id"] == agent_id)
 
 
+async def chat_ticket(http: aiohttp.ClientSession, intake_url: str, bootstrap: str, name: str, text: str) -> tuple[ChatCustomer, str, str]:
+    """A Spanish chat customer writes; their ticket and the agent it went to."""
+    customer = ChatCustomer(http, intake_url, name=name, language="es")
+    await customer.say(text)
+    thread = f"chat:{customer.session_id}"
+    ticket_id, agent_id = await ticket_and_agent(bootstrap, lambda e: e.data["thread_key"] == thread)
+    return customer, ticket_id, agent_id
+
+
 async def test_a_chat_customer_reads_the_agents_answer_on_the_page(pipeline_services, kafka):
     intake, router = pipeline_services["intake"], pipeline_services["router"]
     async with aiohttp.ClientSession() as http:
-        customer = ChatCustomer(http, intake.url, name="Marta López", language="es")
-        await customer.say("Hola, me cobraron dos veces la factura de noviembre")
-        thread = f"chat:{customer.session_id}"
-        ticket_id, agent_id = await ticket_and_agent(kafka.bootstrap, lambda e: e.data["thread_key"] == thread)
+        customer, ticket_id, agent_id = await chat_ticket(
+            http, intake.url, kafka.bootstrap, "Marta López", "Hola, me cobraron dos veces la factura de noviembre")
 
         text = "Hola Marta: ya hemos devuelto el cargo duplicado. <b>Lo verás en 3 días.</b>"
         await routed_to(router.url, ticket_id, agent_id)
@@ -88,10 +95,8 @@ async def test_an_sms_customer_gets_the_answer_by_sms(pipeline_services, kafka, 
 async def test_an_agent_resolves_and_reopens_their_ticket_and_a_supervisor_sees_every_queue(pipeline_services, kafka):
     intake, router = pipeline_services["intake"], pipeline_services["router"]
     async with aiohttp.ClientSession() as http:
-        customer = ChatCustomer(http, intake.url, name="Pablo Ruiz", language="es")
-        await customer.say("No puedo iniciar sesión en mi cuenta desde esta mañana")
-        thread = f"chat:{customer.session_id}"
-        ticket_id, agent_id = await ticket_and_agent(kafka.bootstrap, lambda e: e.data["thread_key"] == thread)
+        _, ticket_id, agent_id = await chat_ticket(
+            http, intake.url, kafka.bootstrap, "Pablo Ruiz", "No puedo iniciar sesión en mi cuenta desde esta mañana")
         agent = AgentApi(http, router.url, token_of(agent_id))
         other = AgentApi(http, router.url, token_of(next(a for a in ("ana", "ben", "lucia") if a != agent_id)))
         supervisor = AgentApi(http, router.url, token_of("sam"))
