@@ -14,7 +14,7 @@ from statistics import median
 from typing import Any, Iterable, Mapping
 
 from services.router.roster import Agent
-from services.router.sla import waiting_since
+from services.router.sla import DEFAULT_FIRST_RESPONSE_MINUTES, waiting_since
 
 # What the wait estimate assumes until the router has seen tickets of a skill handled:
 # minutes a ticket holds one of an agent's places, by priority...
@@ -23,7 +23,7 @@ HANDLING_MINUTES = {"P1": 10, "P2": 15, "P3": 20, "P4": 30}
 RESPONSE_MINUTES = 2.0
 # First-response targets by priority, in minutes: what we can say when nobody who could
 # take the ticket is online.
-FIRST_RESPONSE_TARGET = {"P1": 15, "P2": 60, "P3": 240, "P4": 480}
+FIRST_RESPONSE_TARGET = DEFAULT_FIRST_RESPONSE_MINUTES
 # How many recent times per skill the estimate is drawn from.
 RECENT = 50
 PRIORITY_ORDER = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}

@@ -38,10 +38,6 @@ def open_tickets(tickets: Iterable[Ticket | None]) -> list[Ticket]:
     return [t for t in tickets if t and t["status"] in OPEN]
 
 
-def _time(now: datetime | None) -> dict[str, str]:
-    return {} if now is None else {"at": sla.format_time(now)}
-
-
 def assign(ticket: Ticket, agent: Agent, wait_minutes: int, now: datetime | None = None) -> Assignment:
     """Give `ticket` to `agent`; the event id counts assignments, so a replay repeats it."""
     number = ticket["assignments"] + 1
@@ -255,7 +251,7 @@ def closed(roster: tuple[Agent, ...], boards: Boards, ticket: Ticket, status: st
     done = {**ticket, "status": status, **({"closed_at": sla.format_time(now)} if now is not None else {})}
     handling: dict[str, dict[str, Any]] = {}
     if now is not None and ticket.get("assigned_at"):
-        minutes = (now - sla.parse_time(ticket["assigned_at"])).total_seconds() / 60
+        minutes = _minutes_between(ticket["assigned_at"], sla.format_time(now))
         handling[ticket["skill"]] = assignment.remember(boards.handling.get(ticket["skill"]), "handling_minutes", minutes)
     current = [t for t in open_tickets(boards.tickets.values()) if t["ticket_id"] != ticket["ticket_id"]]
     given = refill(available(roster, boards.agents), current, now)

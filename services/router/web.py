@@ -221,7 +221,7 @@ def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, 
             raise Refused(409, f"the ticket is {found['status']}, not waiting")
         if not routing.may_take(agent, found):
             raise Refused(403, "the ticket needs a skill, tier or language you do not have")
-        if (tables.agents.get(agent.id) or {}).get("presence", "online") != "online":
+        if not routing.available((agent,), tables.agents):
             raise Refused(409, "set your presence to online first")
         data = {"ticket_id": ticket_id, "agent_id": agent.id}
         event = pipeline.event("dispatch.accept_requested", f"{ticket_id}.accept.{act.event_suffix()}", data, ticket_id)
