@@ -4,7 +4,9 @@ and every assignment exactly the one a single dispatcher makes from the same rec
 On a broker of its own: 120 tickets for 4 agents of 2 tickets each, resolutions
 through the agent API of either worker while tickets keep coming, an agent going
 offline (handing back what they had not answered) and online again with more
-capacity, and one of the two workers SIGKILLed and restarted in the middle. Afterwards the `router.dispatch`
+capacity, and one of the two workers SIGKILLed and restarted in the middle; then both
+workers' supervisor views must agree, and an agent takes a waiting ticket through one
+of them. Afterwards the `router.dispatch`
 partition (the dispatcher's input, in order) is replayed through the same pure
 function the dispatch hop runs (`routing.dispatch`), and what it decides must be what
 the workers published, assignment by assignment.
@@ -36,6 +38,7 @@ from tests.harness import ServiceProcess, own_kafka, read_topic, running, servic
 pytestmark = pytest.mark.integration
 
 TICKETS = 120
+LATE_TICKETS = 12  # after the resolutions: more than the agents' 9 places, so some wait
 TEXTS = [
     ("No tengo internet desde ayer", "es"), ("The app crashes when I sync", "en"), ("Me cobraron dos veces la factura", "es"),
     ("I cannot log in to my account", "en"), ("La pantalla del portátil no enciende", "es"), ("How do I change my plan?", "en"),
@@ -94,16 +97,16 @@ async def publish_tickets(bootstrap: str, numbers: range) -> None:
 
 
 async def resolve_some(bootstrap: str, routers: list[ServiceProcess], until: float, resolved: set[str]) -> None:
-    """Resolve about half of the assigned tickets, through either worker's API, as the
-    agents who hold them (a ticket handed back and given to another is theirs then)."""
+    """Resolve the assigned tickets after random delays (each pass takes about half of
+    those still open), through either worker's API, as the agents who hold them (a
+    ticket handed back and given to another is theirs then)."""
     rng = random.Random(7)
-    chosen: dict[str, bool] = {}
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < until:
             holders = {e.data["ticket_id"]: e.data["agent_id"] for e in await read_topic(bootstrap, TICKETS_EVENTS, settle_ms=300)
                        if e.type == "ticket.assigned"}
             for ticket_id, agent_id in holders.items():
-                if ticket_id in resolved or not chosen.setdefault(ticket_id, rng.random() < 0.5):
+                if ticket_id in resolved or rng.random() < 0.5:
                     continue
                 for router in rng.sample(routers, len(routers)):  # either worker; a killed one refuses
                     try:
@@ -141,8 +144,9 @@ async def test_two_router_workers_decide_as_one(two_routers):
     routers[0].start()
     await asyncio.to_thread(routers[0].wait_ready, 90)
     await resolver
+    await publish_tickets(broker.bootstrap, range(TICKETS, TICKETS + LATE_TICKETS))
 
-    created = {ticket_created(n).subject for n in range(TICKETS)}
+    created = {ticket_created(n).subject for n in range(TICKETS + LATE_TICKETS)}
     deadline = time.monotonic() + 90
     while True:
         events = [e for e in await read_topic(broker.bootstrap, TICKETS_EVENTS) if e.data.get("ticket_id") in created]
