@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import importlib
 import os
 import secrets
@@ -39,9 +40,10 @@ def run_service(name: str) -> None:
     Worker(module.app, loglevel=os.environ.get("LOG_LEVEL", "info")).execute_from_commandline()
 
 
-def chat_secret(folder: Path) -> str:
-    """The chat session secret for local runs: kept in the data folder across restarts."""
-    path = folder / "chat-session-secret"
+def local_secret(folder: Path, name: str) -> str:
+    """A secret for local runs (chat sessions, console sessions): kept in the data folder
+    across restarts, so that a restart signs nobody out."""
+    path = folder / name
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_hex(32))
@@ -95,7 +97,8 @@ def up() -> None:
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         asyncio.run(ensure_topics(KafkaSettings.from_env(env)))
-        env.setdefault("CHAT_SESSION_SECRET", chat_secret(data_dir()))
+        env.setdefault("CHAT_SESSION_SECRET", local_secret(data_dir(), "chat-session-secret"))
+        env.setdefault("ROUTER_SESSION_SECRET", local_secret(data_dir(), "console-session-secret"))
         for name in SERVICES:
             processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "deskstream.cli", "run", name], env=env, preexec_fn=die_with_parent
@@ -108,7 +111,8 @@ def up() -> None:
             "\ndeskstream is starting (each service answers once its tables are recovered):\n"
             f"  chat page          http://{host}:{port['intake']}/\n"
             f"  Twilio SMS webhook http://{host}:{port['intake']}/webhooks/twilio/sms ({sms_webhook})\n"
-            f"  agent API          http://{host}:{port['router']}/api/agents\n"
+            f"  agent console      http://{host}:{port['router']}/console (seeded agents: password demo-<id>-2026)\n"
+            f"  agent API          http://{host}:{port['router']}/api/openapi.json\n"
             f"  notifier           http://{host}:{port['notifier']}/healthz\n"
             f"  support figures    http://{host}:{port['feedback']}/api/figures/daily\n"
             f"  health / metrics   /healthz, /readyz and /metrics on each port\n"
@@ -144,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("service", choices=SERVICES)
     commands.add_parser("kafka", help="only the local Kafka")
     commands.add_parser("topics", help="create the topics on KAFKA_BOOTSTRAP_SERVERS")
+    commands.add_parser("hash-password", help="an agent's password_argon2 for the roster (reads the password, never echoes it)")
     args = parser.parse_args(argv)
     if args.command == "up":
         up()
@@ -151,6 +156,13 @@ def main(argv: list[str] | None = None) -> None:
         run_service(args.service)
     elif args.command == "kafka":
         kafka_only()
+    elif args.command == "hash-password":
+        from services.router.signin import hash_password
+
+        password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        if not password:
+            sys.exit("no password given")
+        print(hash_password(password))
     else:
         created = asyncio.run(ensure_topics(KafkaSettings.from_env()))
         print("created: " + (", ".join(created) or "nothing (all topics exist)"))

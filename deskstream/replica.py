@@ -9,8 +9,10 @@ for showing a queue, and the decisions themselves are still taken by the owner.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -20,6 +22,43 @@ from deskstream.settings import KafkaSettings
 from deskstream.topics import changelog_topic
 
 log = logging.getLogger(__name__)
+
+
+class Watch:
+    """The keys that changed since the watcher last looked: a set, so a watcher that
+    falls behind gets each changed key once rather than a backlog of every change."""
+
+    def __init__(self) -> None:
+        self._changed: set[str] = set()
+        self._event = asyncio.Event()
+
+    def note(self, key: str) -> None:
+        self._changed.add(key)
+        self._event.set()
+
+    async def changed(self) -> set[str]:
+        await self._event.wait()
+        return self.pending()
+
+    def pending(self) -> set[str]:
+        """The keys changed since the last look, without waiting (often none)."""
+        self._event.clear()
+        changed, self._changed = self._changed, set()
+        return changed
+
+
+@contextlib.contextmanager
+def watching(*replicas: "TableReplica") -> Iterator[Watch]:
+    """One watch over the changes of these replicas, for the duration of the block
+    (a page that follows the queue live)."""
+    watch = Watch()
+    for replica in replicas:
+        replica._watches.add(watch)
+    try:
+        yield watch
+    finally:
+        for replica in replicas:
+            replica._watches.discard(watch)
 
 
 class TableReplica(Service):
@@ -32,6 +71,7 @@ class TableReplica(Service):
         self._rows: dict[str, Any] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._caught_up = False
+        self._watches: set[Watch] = set()
 
     def get(self, key: str) -> Any:
         return self._rows.get(key)
@@ -77,6 +117,8 @@ class TableReplica(Service):
                         self._rows.pop(key, None)
                     else:
                         self._rows[key] = orjson.loads(record.value)
+                    for watch in self._watches:
+                        watch.note(key)
             if self._caught_up or not self._consumer.assignment():
                 continue
             if not ends:

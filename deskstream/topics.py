@@ -58,7 +58,7 @@ TOPICS: tuple[TopicSpec, ...] = (
 # partition, so the changelog must exist, with the same partition count, beforehand.
 TABLES: dict[str, tuple[str, ...]] = {
     "intake": ("threads", "chat_outboxes"),
-    "router": ("tickets", "agents", "customers", "handling"),
+    "router": ("tickets", "agents", "customers", "handling", "conversations"),
     "notifier": ("contacts", "deliveries", "consents"),
     "feedback": ("ticket_facts",),
 }

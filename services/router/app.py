@@ -7,6 +7,9 @@
     tickets.events (ticket.reply_sent) ──> router.dispatch ──> first response recorded
     agents.events (presence, capacity) ──> router.dispatch ──> offline hands back unanswered tickets; free capacity to the queue
     a tick every ROUTER_SLA_TICK_SECONDS ──> router.dispatch ──> ticket.sla_breached, and first line escalated to second
+    tickets.events (every message, reply, note and change) ──> conversations table ──> the agent console's timeline
+
+The agent console (/console) and the agent API (/api) are served by every worker.
 """
 from __future__ import annotations
 
@@ -20,9 +23,14 @@ from deskstream.pipeline import NotStored, Pipeline
 from deskstream.processor import Step
 from deskstream.topics import AGENTS_EVENTS, ROUTER_DISPATCH, TICKETS_EVENTS
 
-from services.router import routing
+from services.router import conversations, routing
+from services.router.console import Console, console_routes
+from services.router.guides import load_guides
+from services.router.knowledge import KnowledgeBase
+from services.router.macros import load_macros
 from services.router.roster import load_roster
 from services.router.settings import RouterSettings
+from services.router.signin import Sessions
 from services.router.triage import RuleBook, RulesError
 from services.router.web import Tables, agent_routes
 
@@ -63,6 +71,17 @@ def triage_new_tickets(event: Event, step: Step) -> None:
     elif event.type == "ticket.reply_sent":
         answered = {"ticket_id": ticket_id, "answered_at": event.data["sent_at"]}
         step.emit(ROUTER_DISPATCH, DISPATCH_KEY, pipeline.event("dispatch.ticket_answered", f"{event.id}.answered", answered, ticket_id))
+
+
+@pipeline.processor("conversations", source=TICKETS_EVENTS, tables=("conversations",))
+def keep_conversations(event: Event, step: Step) -> None:
+    ticket_id = event.data.get("ticket_id")
+    if not ticket_id:
+        return
+    table = step.table("conversations")
+    updated = conversations.record(table.get(ticket_id), event.type, event.id, event.time, event.data)
+    if updated is not None:
+        table[ticket_id] = updated
 
 
 @pipeline.processor("agents", source=AGENTS_EVENTS)
@@ -119,12 +138,25 @@ async def reload_rules() -> None:
         log.error("triage rules not reloaded; previous rules stay", extra={"error": str(error)})
 
 
+if settings.console.session_secret_generated:
+    log.warning("ROUTER_SESSION_SECRET is not set: console sessions last only as long as this worker, and only on it")
+sessions = Sessions(settings.console.session_secret, settings.console.session_hours * 3600)
+tables = Tables(pipeline.replica("tickets"), pipeline.replica("agents"), pipeline.replica("conversations"))
+console = Console(
+    roster=roster,
+    sessions=sessions,
+    knowledge=KnowledgeBase.load(settings.console.knowledge_path),
+    macros=load_macros(settings.console.macros_path),
+    guides=load_guides(settings.console.guides_path),
+    secure_cookies=settings.console.cookie_secure,
+)
+
 app.web_server(
     HttpService(
         settings.service.http_host,
         settings.service.http_port,
         health_routes(pipeline),
-        agent_routes(roster, Tables(pipeline.replica("tickets"), pipeline.replica("agents")), pipeline, DISPATCH_KEY,
-                     settings.policy.targets),
+        agent_routes(roster, tables, pipeline, DISPATCH_KEY, settings.policy.targets, sessions),
+        console_routes(console, tables, settings.policy.targets),
     )
 )

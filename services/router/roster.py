@@ -26,6 +26,7 @@ class Agent:
     max_concurrent: int
     token_sha256: str | None = None  # the agent API's bearer token, hashed; no hash, no API access
     role: str = "agent"  # or "supervisor": sees every queue and may act on any ticket
+    password_argon2: str | None = None  # the console's sign-in password, hashed; no hash, no sign-in
 
     @property
     def supervises(self) -> bool:
@@ -73,6 +74,7 @@ def load_roster(path: Path = DEFAULT_ROSTER) -> tuple[Agent, ...]:
                 max_concurrent=int(entry["max_concurrent"]),
                 token_sha256=entry.get("token_sha256"),
                 role=_role(entry.get("role", "agent")),
+                password_argon2=entry.get("password_argon2"),
             )
             for entry in raw["agents"]
         )

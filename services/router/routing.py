@@ -38,8 +38,10 @@ def open_tickets(tickets: Iterable[Ticket | None]) -> list[Ticket]:
     return [t for t in tickets if t and t["status"] in OPEN]
 
 
-def assign(ticket: Ticket, agent: Agent, wait_minutes: int, now: datetime | None = None) -> Assignment:
-    """Give `ticket` to `agent`; the event id counts assignments, so a replay repeats it."""
+def assign(ticket: Ticket, agent: Agent, wait_minutes: int, now: datetime | None = None, *,
+           by: str | None = None, reason: str | None = None) -> Assignment:
+    """Give `ticket` to `agent`; the event id counts assignments, so a replay repeats it.
+    `by` is the person who chose the agent (an accept, a reassignment), not the router."""
     number = ticket["assignments"] + 1
     data = {
         "ticket_id": ticket["ticket_id"],
@@ -49,6 +51,8 @@ def assign(ticket: Ticket, agent: Agent, wait_minutes: int, now: datetime | None
         "priority": ticket["priority"],
         "tier": ticket["tier"],
         "estimated_wait_minutes": wait_minutes,
+        **({"assigned_by": by} if by else {}),
+        **({"reason": reason} if reason else {}),
     }
     updated = {**ticket, "status": "assigned", "agent_id": agent.id, "assignments": number}
     if now is not None:
@@ -213,6 +217,8 @@ def dispatch(roster: tuple[Agent, ...], boards: Boards, command_type: str, data:
         return reopened(roster, boards, known, data)
     if command_type == "dispatch.accept_requested" and known is not None and known["status"] == "queued":
         return accepted(roster, boards, known, data["agent_id"], now)
+    if command_type == "dispatch.reassign_requested" and known is not None and known["status"] in OPEN:
+        return reassigned(roster, boards, known, data, now)
     return Dispatched()
 
 
@@ -289,8 +295,22 @@ def accepted(roster: tuple[Agent, ...], boards: Boards, ticket: Ticket, agent_id
     agent = next((a for a in available(roster, boards.agents) if a.id == agent_id), None)
     if agent is None or not may_take(agent, ticket):
         return Dispatched()
-    given = assign(ticket, agent, 0, now)
+    given = assign(ticket, agent, 0, now, by=agent_id)
     return Dispatched(assignments=[given], updates={ticket["ticket_id"]: given.ticket})
+
+
+def reassigned(roster: tuple[Agent, ...], boards: Boards, ticket: Ticket, data: dict[str, Any], now: datetime | None) -> Dispatched:
+    """A person moves an open ticket to a named agent, who must be online and able to
+    take it; like an accept, a person's choice is not bounded by capacity. The place
+    the ticket leaves goes to the queue. Otherwise nothing changes (the API said why)."""
+    agent = next((a for a in available(roster, boards.agents) if a.id == data["agent_id"]), None)
+    if agent is None or not may_take(agent, ticket) or ticket.get("agent_id") == agent.id:
+        return Dispatched()
+    given = assign(ticket, agent, 0, now, by=data["requested_by"], reason=data.get("reason"))
+    current = [given.ticket if t["ticket_id"] == ticket["ticket_id"] else t for t in open_tickets(boards.tickets.values())]
+    refilled = refill(available(roster, boards.agents), current, now)
+    return Dispatched(assignments=[given, *refilled],
+                      updates={ticket["ticket_id"]: given.ticket, **{a.ticket["ticket_id"]: a.ticket for a in refilled}})
 
 
 def may_take(agent: Agent, ticket: Ticket) -> bool:

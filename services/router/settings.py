@@ -7,12 +7,50 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 
+import secrets
+
 from deskstream.settings import ServiceSettings, SettingsError, env_float, env_str
 
+from services.router.guides import DEFAULT_GUIDES
+from services.router.knowledge import DEFAULT_KNOWLEDGE, SUGGEST_MIN_SCORE
+from services.router.macros import DEFAULT_MACROS
 from services.router.roster import DEFAULT_ROSTER
 from services.router.routing import Policy
 from services.router.sla import Targets, TargetsError
 from services.router.triage import DEFAULT_RULES
+
+
+MIN_SECRET_CHARS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """The agent console: its sessions and the help it offers beside the reply box."""
+
+    session_secret: str  # signs session cookies; every router worker needs the same one
+    session_secret_generated: bool  # none was set: sessions end with this worker
+    session_hours: float
+    cookie_secure: bool  # send cookies over HTTPS only (behind TLS in production)
+    knowledge_path: Path
+    macros_path: Path
+    guides_path: Path
+    article_min_score: float  # the best article goes with the acknowledgement from this score
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ConsoleSettings":
+        secret = env_str(env, "ROUTER_SESSION_SECRET", "")
+        if secret and len(secret) < MIN_SECRET_CHARS:
+            raise SettingsError(f"ROUTER_SESSION_SECRET must be at least {MIN_SECRET_CHARS} characters")
+        return cls(
+            session_secret=secret or secrets.token_urlsafe(32),
+            session_secret_generated=not secret,
+            session_hours=env_float(env, "ROUTER_SESSION_HOURS", 8.0),
+            cookie_secure=env_str(env, "ROUTER_COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
+            knowledge_path=Path(env_str(env, "ROUTER_KNOWLEDGE_PATH", str(DEFAULT_KNOWLEDGE))),
+            macros_path=Path(env_str(env, "ROUTER_MACROS_PATH", str(DEFAULT_MACROS))),
+            guides_path=Path(env_str(env, "ROUTER_GUIDES_PATH", str(DEFAULT_GUIDES))),
+            article_min_score=env_float(env, "ROUTER_ARTICLE_MIN_SCORE", SUGGEST_MIN_SCORE),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +61,7 @@ class RouterSettings:
     rules_reload_seconds: float
     policy: Policy
     sla_tick_seconds: float
+    console: ConsoleSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "RouterSettings":
@@ -38,6 +77,7 @@ class RouterSettings:
                 keep_resolved=timedelta(days=env_float(env, "ROUTER_KEEP_RESOLVED_DAYS", 14.0)),
             ),
             sla_tick_seconds=env_float(env, "ROUTER_SLA_TICK_SECONDS", 15.0),
+            console=ConsoleSettings.from_env(env),
         )
 
 

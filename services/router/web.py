@@ -1,12 +1,16 @@
-"""The agent-facing API: the roster with its load, the queues, one ticket's routing, the
-actions an agent takes, and the supervisor's view of everything (every request
-authenticated by a bearer token from the roster). Described in `openapi.json`, served at
+"""The agent-facing API: the roster with its load, the queues, one ticket's routing and
+conversation, the actions an agent takes, and the supervisor's view of everything.
+Every request is authenticated: by a bearer token from the roster (programs), or by the
+console's session cookie, in which case a request that changes anything must also
+carry the session's CSRF token. Described in `openapi.json`, served at
 `/api/openapi.json`.
 
 Reads and permission checks use the dispatcher's tables as this worker's replicas hold
 them (deskstream.replica), so every router worker answers alike. An agent acts on the
 tickets assigned to them, accepts queued tickets they could be given, and reopens the
-tickets they resolved; a supervisor may do all of it on any ticket.
+tickets they resolved; a supervisor may do all of it on any ticket. An agent sees the
+tickets of their own queues (theirs, and the waiting ones they could take); a
+supervisor sees every ticket.
 
 Every action is published as an event before the answer, which is 202 with the event
 id (503 if Kafka did not take it); an `Idempotency-Key` header makes a retried request
@@ -31,8 +35,9 @@ from deskstream.pipeline import NotStored, Pipeline
 from deskstream.replica import TableReplica
 from deskstream.topics import AGENTS_EVENTS, ROUTER_DISPATCH, TICKETS_EVENTS
 
-from services.router import assignment, routing, sla
+from services.router import assignment, conversations, routing, sla
 from services.router.roster import Agent, agent_with_token
+from services.router.signin import CSRF_HEADER, SESSION_COOKIE, Sessions
 
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 TICKET_ID = re.compile(r"^T-[A-Z2-7]{8}$")
@@ -59,6 +64,7 @@ class Action:
     ticket_id: str | None
     body: dict[str, Any]
     key: str  # the Idempotency-Key, or a fresh one
+    request: web.Request
 
     def event_suffix(self, *parts: str) -> str:
         return stable_id(self.agent.id, *parts, self.key, length=12)
@@ -72,10 +78,27 @@ class Action:
         return value.strip()
 
 
-async def read_action(request: web.Request, roster: tuple[Agent, ...]) -> Action:
-    agent = agent_with_token(roster, bearer_token(request.headers.get("Authorization")))
-    if agent is None:
-        raise Refused(401, "a valid agent token is required (Authorization: Bearer ...)")
+def caller(request: web.Request, roster: tuple[Agent, ...], sessions: Sessions) -> Agent:
+    """The agent behind a request: its bearer token, else its console session. A session
+    rides along with every request the browser makes, so a change made with one must
+    also carry the CSRF token that only our own pages can read."""
+    token = bearer_token(request.headers.get("Authorization"))
+    if token:
+        agent = agent_with_token(roster, token)
+        if agent is None:
+            raise Refused(401, "a valid agent token is required (Authorization: Bearer ...)")
+        return agent
+    session = sessions.read(request.cookies.get(SESSION_COOKIE))
+    agent = next((a for a in roster if session is not None and a.id == session.agent_id), None)
+    if agent is None or session is None:
+        raise Refused(401, "sign in at /console, or send an agent token (Authorization: Bearer ...)")
+    if request.method not in ("GET", "HEAD") and not sessions.csrf_valid(session.nonce, request.headers.get(CSRF_HEADER)):
+        raise Refused(403, f"the {CSRF_HEADER} header is missing or wrong")
+    return agent
+
+
+async def read_action(request: web.Request, roster: tuple[Agent, ...], sessions: Sessions) -> Action:
+    agent = caller(request, roster, sessions)
     ticket_id = request.match_info.get("ticket_id")
     if ticket_id is not None and not TICKET_ID.match(ticket_id):
         raise Refused(404, "not a ticket id")
@@ -87,7 +110,7 @@ async def read_action(request: web.Request, roster: tuple[Agent, ...]) -> Action
             raise Refused(400, "the body must be JSON") from None
     if not isinstance(body, dict):
         raise Refused(400, "the body must be a JSON object")
-    return Action(agent, ticket_id, body, request.headers.get("Idempotency-Key") or uuid.uuid4().hex)
+    return Action(agent, ticket_id, body, request.headers.get("Idempotency-Key") or uuid.uuid4().hex, request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +119,7 @@ class Tables:
 
     tickets: TableReplica
     agents: TableReplica
+    conversations: TableReplica
 
     def ticket(self, ticket_id: str | None) -> dict[str, Any]:
         found = self.tickets.get(ticket_id) if ticket_id else None
@@ -103,8 +127,61 @@ class Tables:
             raise Refused(404, "no such ticket (or not routed yet)")
         return found
 
+    def seen_by(self, agent: Agent, ticket_id: str | None) -> dict[str, Any]:
+        found = self.ticket(ticket_id)
+        if not may_see(agent, found):
+            raise Refused(403, "the ticket is not in your queues")
+        return found
+
     def open_tickets(self) -> list[dict[str, Any]]:
         return routing.open_tickets(self.tickets.values())
+
+
+def may_see(agent: Agent, ticket: dict[str, Any]) -> bool:
+    """An agent sees the tickets of their own queues: the ones they hold or last held,
+    and the waiting ones they could take; a supervisor sees every ticket."""
+    return (agent.supervises or ticket.get("agent_id") == agent.id
+            or (ticket["status"] == "queued" and routing.may_take(agent, ticket)))
+
+
+def listed(ticket: dict[str, Any], conversation: dict[str, Any] | None, targets: sla.Targets) -> dict[str, Any]:
+    """A ticket as a queue shows it: the router's record, what it is about and who
+    wrote, and the next target it must meet (the first answer, else the resolution)."""
+    target = sla.RESOLUTION if ticket.get("answered") else sla.FIRST_RESPONSE
+    about = conversation or {}
+    return {**ticket, "subject": about.get("subject", ""), "customer_name": (about.get("customer") or {}).get("name", ""),
+            "hint": about.get("hint", "unknown"), "due_target": target, "due_at": sla.format_time(sla.due(ticket, target, targets))}
+
+
+def conversation_view(agent: Agent, ticket: dict[str, Any], rows: TableReplica, tickets: TableReplica) -> dict[str, Any]:
+    """One ticket's conversation with the customer's other tickets in one timeline (those
+    the agent may see), and a summary of every ticket of the customer."""
+    conversation = rows.get(ticket["ticket_id"])
+    if conversation is None:
+        raise Refused(404, "no conversation yet for this ticket")
+    theirs = conversations.customer_tickets(rows.values(), conversation)
+
+    def shown(other: dict[str, Any]) -> bool:
+        known = tickets.get(other["ticket_id"])  # None once the dispatcher forgot it: then for supervisors only
+        return other is conversation or (may_see(agent, known) if known is not None else agent.supervises)
+
+    visible = [c for c in theirs if shown(c)]
+    return {
+        "ticket": ticket,
+        "conversation": {k: v for k, v in conversation.items() if k != "entries"},
+        "timeline": conversations.timeline(visible),
+        "history": [{**conversations.summary(c), "shown": c in visible} for c in theirs],
+    }
+
+
+def queue_of(agent: Agent, tables: Tables, targets: sla.Targets) -> dict[str, Any]:
+    """The agent's own open tickets (oldest first), and the waiting tickets they could be
+    given, in the order the dispatcher serves them (a supervisor sees the whole queue)."""
+    tickets = tables.open_tickets()
+    mine = sorted((t for t in tickets if t["status"] == "assigned" and t.get("agent_id") == agent.id), key=lambda t: str(t["received_at"]))
+    waiting = [t for t in assignment.next_in_queue(tickets, datetime.now(timezone.utc)) if may_see(agent, t)]
+    return {"assigned": [listed(t, tables.conversations.get(t["ticket_id"]), targets) for t in mine],
+            "queued": [listed(t, tables.conversations.get(t["ticket_id"]), targets) for t in waiting]}
 
 
 def held_by(agent: Agent, ticket: dict[str, Any]) -> None:
@@ -143,15 +220,27 @@ def supervision(roster: tuple[Agent, ...], tickets: list[dict[str, Any]], agents
     }
 
 
-def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, dispatch_key: str, targets: sla.Targets):
-    def action(handler: Callable[[Action], Awaitable[web.Response]]) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def view(request: web.Request) -> web.Response:
+Handler = Callable[[Action], Awaitable[web.StreamResponse]]
+View = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def authenticated(roster: tuple[Agent, ...], sessions: Sessions) -> Callable[[Handler], View]:
+    """Views that answer an authenticated agent's Action; a Refused becomes its error."""
+    def action(handler: Handler) -> View:
+        async def view(request: web.Request) -> web.StreamResponse:
             try:
-                return await handler(await read_action(request, roster))
+                return await handler(await read_action(request, roster, sessions))
             except Refused as refused:
                 return web.json_response({"error": refused.reason}, status=refused.status)
 
         return view
+
+    return action
+
+
+def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, dispatch_key: str, targets: sla.Targets,
+                 sessions: Sessions):
+    action = authenticated(roster, sessions)
 
     async def accepted(publication: Awaitable[None], event: Event, **extra: str) -> web.Response:
         try:
@@ -169,11 +258,7 @@ def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, 
     async def queue(act: Action) -> web.Response:
         """The caller's own open tickets, and the queued tickets they could be given, in
         the order the dispatcher serves them (a supervisor sees the whole queue)."""
-        tickets = tables.open_tickets()
-        mine = [t for t in tickets if t["status"] == "assigned" and t.get("agent_id") == act.agent.id]
-        waiting = [t for t in assignment.next_in_queue(tickets, datetime.now(timezone.utc))
-                   if act.agent.supervises or routing.may_take(act.agent, t)]
-        return web.json_response({"assigned": sorted(mine, key=lambda t: str(t["received_at"])), "queued": waiting})
+        return web.json_response(queue_of(act.agent, tables, targets))
 
     @action
     async def supervisor(act: Action) -> web.Response:
@@ -183,7 +268,44 @@ def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, 
 
     @action
     async def ticket(act: Action) -> web.Response:
-        return web.json_response(tables.ticket(act.ticket_id))
+        return web.json_response(tables.seen_by(act.agent, act.ticket_id))
+
+    @action
+    async def conversation(act: Action) -> web.Response:
+        found = tables.seen_by(act.agent, act.ticket_id)
+        return web.json_response(conversation_view(act.agent, found, tables.conversations, tables.tickets))
+
+    @action
+    async def note(act: Action) -> web.Response:
+        """An internal note on the ticket, for agents only: `ticket.note_added`, which no
+        service ever sends to the customer."""
+        ticket_id = act.ticket_id
+        tables.seen_by(act.agent, ticket_id)
+        note_id = act.event_suffix(str(ticket_id), "note")
+        data = {"ticket_id": ticket_id, "note_id": note_id, "agent_id": act.agent.id, "agent_name": act.agent.name,
+                "text": act.text("text", MAX_REPLY_CHARS), "added_at": utcnow()}
+        event = pipeline.event("ticket.note_added", f"{ticket_id}.note.{note_id}", data, ticket_id)
+        return await accepted(pipeline.publish(TICKETS_EVENTS, ticket_id, event), event, note_id=note_id)
+
+    @action
+    async def reassign(act: Action) -> web.Response:
+        """The ticket to a named agent, with a reason: the holder hands it over, or a
+        supervisor moves it (`dispatch.reassign_requested`; the dispatcher grants it
+        with `ticket.assigned` if the agent is online and able to take it)."""
+        ticket_id = act.ticket_id
+        found = tables.ticket(ticket_id)
+        held_by(act.agent, found)
+        target = next((a for a in roster if a.id == act.body.get("agent_id")), None)
+        if target is None or target.id == found.get("agent_id"):
+            raise Refused(400, "agent_id must name another agent of the roster")
+        if not routing.may_take(target, found):
+            raise Refused(409, f"{target.id} lacks the skill, tier or language for this ticket")
+        if not routing.available((target,), tables.agents):
+            raise Refused(409, f"{target.id} is not online")
+        data = {"ticket_id": ticket_id, "agent_id": target.id, "requested_by": act.agent.id,
+                "reason": act.text("reason", MAX_REASON_CHARS)}
+        event = pipeline.event("dispatch.reassign_requested", f"{ticket_id}.reassign.{act.event_suffix()}", data, ticket_id)
+        return await accepted(pipeline.publish(ROUTER_DISPATCH, dispatch_key, event), event)
 
     @action
     async def resolve(act: Action) -> web.Response:
@@ -276,6 +398,9 @@ def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, 
         application.router.add_get("/api/queue", queue)
         application.router.add_get("/api/supervisor", supervisor)
         application.router.add_get("/api/tickets/{ticket_id}", ticket)
+        application.router.add_get("/api/tickets/{ticket_id}/conversation", conversation)
+        application.router.add_post("/api/tickets/{ticket_id}/note", note)
+        application.router.add_post("/api/tickets/{ticket_id}/reassign", reassign)
         application.router.add_post("/api/agents/me/presence", set_presence)
         application.router.add_post("/api/tickets/{ticket_id}/accept", accept)
         application.router.add_post("/api/tickets/{ticket_id}/reply", reply)

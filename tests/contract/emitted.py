@@ -226,6 +226,30 @@ def accepts(clock: Clock, ticket_id: str, agent_id: str, name: str) -> Emitted:
     return Emitted(name, ROUTER_DISPATCH, "dispatch", pipeline_event("router", "dispatch.accept_requested", event_id, data, ticket_id, clock()))
 
 
+def notes(clock: Clock, assigned: dict[str, Any], text: str, name: str) -> Emitted:
+    """services/router/web.py note (the agent API): an internal note, for agents only."""
+    ticket_id, agent_id = assigned["ticket_id"], assigned["agent_id"]
+    note_id = stable_id(agent_id, ticket_id, "note", "idempotency-key-7", length=12)
+    data = {"ticket_id": ticket_id, "note_id": note_id, "agent_id": agent_id, "agent_name": assigned["agent_name"],
+            "text": text, "added_at": clock()}
+    return Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event("router", "ticket.note_added", f"{ticket_id}.note.{note_id}",
+                                                                   data, ticket_id, data["added_at"]))
+
+
+def reassigns(clock: Clock, triaged: dict[str, Any], to: str, name: str) -> list[Emitted]:
+    """services/router/web.py reassign (the agent API), then place_tickets_with_agents: a
+    supervisor moves the ticket to a named agent."""
+    dispatcher = Dispatcher(load_roster(DEFAULT_ROSTER))
+    dispatcher.run("dispatch.ticket_triaged", triaged)
+    ticket_id = triaged["ticket_id"]
+    data = {"ticket_id": ticket_id, "agent_id": to, "requested_by": "sam", "reason": "Ben already handled this customer's last invoice."}
+    command = pipeline_event("router", "dispatch.reassign_requested", f"{ticket_id}.reassign.{stable_id('sam', 'idempotency-key-8', length=12)}",
+                             data, ticket_id, clock())
+    [given] = dispatcher.run(command.type, data).assignments
+    return [Emitted(name, ROUTER_DISPATCH, "dispatch", command),
+            Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event("router", "ticket.assigned", given.event_id, given.data, ticket_id, clock()))]
+
+
 def asks_to_escalate(clock: Clock, ticket_id: str, name: str) -> Emitted:
     """services/router/web.py escalate (the agent API)."""
     data = {"ticket_id": ticket_id, "agent_id": "lucia", "reason": "Hace falta un técnico de campo: la ONT parece averiada."}
@@ -345,6 +369,7 @@ def scenarios() -> list[Emitted]:
     out += goes_offline(clock, routed_es[0].event.data, "chat-es-agent-offline")
     replied = agent_replies(clock, routed_es[2].event.data, "Hola Marta: la avería de fibra de tu zona ya está resuelta. Reinicia el router, por favor.", "chat-es-reply")
     out += replied
+    out.append(notes(clock, routed_es[2].event.data, "Avería de fibra en su zona (incidencia de ayer); <b>no</b> prometer hora.", "chat-es-note"))
     reply_request = acknowledge_reply(clock, created_es.event.data, replied[0].event.data, "chat-es-reply")
     out.append(reply_request)
     out += deliver(clock, reply_request, "chat-es-reply")
@@ -366,6 +391,7 @@ def scenarios() -> list[Emitted]:
     out += deliver(clock, requested_en, "chat-en")
     resolved_en = resolve(clock, routed_en[-1].event.data, "chat-en-resolved")
     out += resolved_en
+    out += reassigns(clock, routed_en[0].event.data, "ben", "chat-en-reassigned")
     out += reopens(clock, resolved_en[0].event.data, "chat-en-reopened")
 
     # A Spanish P1 that needs L2 while the only L2 network agent who speaks Spanish is full: queued.

@@ -100,3 +100,23 @@ def test_an_agent_online_with_the_skill_may_take_a_waiting_ticket_past_the_route
     dispatcher.run("dispatch.ticket_closed", {"ticket_id": "T-AAAAAAA1", "status": "resolved"}, NOON)
     third = dispatcher.run("dispatch.ticket_triaged", triaged(3, NOON, customer="c"), NOON)
     assert third.assignments == []  # she holds T2, her one place: the router gives her nothing more
+
+
+def test_a_ticket_reassigned_to_a_named_agent_goes_to_them_and_its_place_goes_to_the_queue():
+    roster = (ANA, BEN, Agent("carl", "Carl", frozenset({"network"}), "L1", frozenset({"es"}), 2))
+    dispatcher = Dispatcher(roster)
+    dispatcher.run("dispatch.ticket_triaged", triaged(1, NOON, customer="a"), NOON)  # ana
+    dispatcher.run("dispatch.ticket_triaged", triaged(2, NOON, customer="b"), NOON)  # ben
+    dispatcher.run("dispatch.ticket_triaged", triaged(3, NOON, customer="c"), NOON)  # waits
+    holder = dispatcher.tickets["T-AAAAAAA1"]["agent_id"]
+    other = "ben" if holder == "ana" else "ana"
+    move = {"ticket_id": "T-AAAAAAA1", "agent_id": "carl", "requested_by": "sam", "reason": "needs network"}
+    assert dispatcher.run("dispatch.reassign_requested", move, NOON) == routing.Dispatched()  # carl lacks the skill
+    move = {**move, "agent_id": other}
+    moved = dispatcher.run("dispatch.reassign_requested", move, NOON)
+    first, refilled = moved.assignments
+    assert (first.event_id, first.data["agent_id"], first.data["assigned_by"], first.data["reason"]) == (
+        "T-AAAAAAA1.assigned.2", other, "sam", "needs network")  # past the other's capacity: a person chose
+    assert (refilled.data["ticket_id"], refilled.data["agent_id"]) == ("T-AAAAAAA3", holder)
+    assert "assigned_by" not in refilled.data
+    assert dispatcher.run("dispatch.reassign_requested", move, NOON) == routing.Dispatched()  # already theirs
