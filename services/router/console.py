@@ -21,7 +21,7 @@ from aiohttp import web
 from deskstream.replica import watching
 
 from services.router import guides, macros, sla
-from services.router.knowledge import KnowledgeBase
+from services.router.knowledge import KnowledgeBase, Suggestion
 from services.router.roster import Agent
 from services.router.signin import (
     CSRF_HEADER, PRESESSION_COOKIE, SESSION_COOKIE, Sessions, SignInThrottle, password_matches, retry_after,
@@ -90,8 +90,14 @@ class Console:
             "guide": None if guide is None else {"title": guide.title, "lead_with": list(guide.lead_with), "avoid": list(guide.avoid)},
             "macros": [{"id": m.id, "title": m.title, "text": macros.fill(m.text, values, language)} for m in found],
             "articles": [{"id": s.article.id, "title": s.article.title, "body": s.article.body, "score": round(s.score, 2)}
-                         for s in self.knowledge.suggest(said, language)],
+                         for s in relevant(self.knowledge.suggest(said, language))],
         }
+
+
+def relevant(suggestions: list[Suggestion]) -> list[Suggestion]:
+    """The suggestions worth an agent's glance: an article that scores under a third of
+    the best one matched a word or two in passing, not the customer's problem."""
+    return [s for s in suggestions if s.score * 3 >= suggestions[0].score] if suggestions else []
 
 
 class TooSoon(Exception):

@@ -127,3 +127,46 @@ async def test_an_agent_resolves_and_reopens_their_ticket_and_a_supervisor_sees_
         assert status == 200 and ticket_id in {t["ticket_id"] for t in queue["assigned"]}
         assert (await supervisor.post(f"/api/tickets/{ticket_id}/resolve", {"note": "Cerrado por supervisión."}))[0] == 202
         assert (await AgentApi(http, router.url, "").get("/api/queue"))[0] == 401
+
+
+async def test_notes_stay_with_agents_a_ticket_moves_to_a_named_agent_and_others_cannot_read_it(pipeline_services, kafka):
+    intake, router = pipeline_services["intake"], pipeline_services["router"]
+    async with aiohttp.ClientSession() as http:
+        customer, ticket_id, holder = await chat_ticket(
+            http, intake.url, kafka.bootstrap, "Inés Núñez", "Me habéis cobrado dos veces la cuota de diciembre, quiero la devolución")
+        await routed_to(router.url, ticket_id, holder)
+        mine = AgentApi(http, router.url, token_of(holder))
+        outsider = AgentApi(http, router.url, token_of("omar"))  # no billing, no general: not his queue
+        assert (await outsider.get(f"/api/tickets/{ticket_id}"))[0] == 403
+        assert (await outsider.get(f"/api/tickets/{ticket_id}/conversation"))[0] == 403
+
+        status, noted = await mine.post(f"/api/tickets/{ticket_id}/note", {"text": "Cliente con dos cargos; revisar <b>factura</b>"})
+        assert status == 202
+        conversation = await conversation_when(mine, ticket_id, lambda c: any(e["kind"] == "note" for e in c["timeline"]))
+        [note] = [e for e in conversation["timeline"] if e["kind"] == "note"]
+        assert (note["agent_id"], note["text"]) == (holder, "Cliente con dos cargos; revisar <b>factura</b>")
+        assert conversation["timeline"][0]["text"].startswith("Me habéis cobrado dos veces")
+
+        other = "sofia" if holder != "sofia" else "ana"
+        assert (await mine.post(f"/api/tickets/{ticket_id}/reassign", {"agent_id": "omar", "reason": "x"}))[0] == 409  # cannot take it
+        assert (await mine.post(f"/api/tickets/{ticket_id}/reassign", {"agent_id": other}))[0] == 400  # no reason
+        assert (await mine.post(f"/api/tickets/{ticket_id}/reassign", {"agent_id": other, "reason": "Sofía lleva su cuenta"}))[0] == 202
+        await routed_to(router.url, ticket_id, other)
+        [moved] = await wait_for_events(kafka.bootstrap, TICKETS_EVENTS, lambda e: e.type == "ticket.assigned"
+                                        and e.data["ticket_id"] == ticket_id and e.data.get("assigned_by") == holder, 1, 30)
+        assert (moved.data["agent_id"], moved.data["reason"]) == (other, "Sofía lleva su cuenta")
+
+        # The note went to no customer: the chat session got the acknowledgement and nothing more.
+        with pytest.raises(TimeoutError):
+            await customer.messages(2, timeout=5)
+        assert [m["kind"] for m in await customer.messages(1)] == ["acknowledgement"]
+
+
+async def conversation_when(api: AgentApi, ticket_id: str, wanted, timeout: float = 30) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        status, found = await api.get(f"/api/tickets/{ticket_id}/conversation")
+        if status == 200 and wanted(found):
+            return found
+        assert asyncio.get_running_loop().time() < deadline, (status, found)
+        await asyncio.sleep(0.3)
