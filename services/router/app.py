@@ -129,6 +129,13 @@ async def tick() -> None:
         log.warning("sla tick not sent; the next one makes up for it")
 
 
+@app.task
+async def warn_of_a_generated_session_secret() -> None:
+    """At start, once the worker logs in JSON."""
+    if settings.console.session_secret_generated:
+        log.warning("ROUTER_SESSION_SECRET is not set: console sessions last only as long as this worker, and only on it")
+
+
 @app.timer(settings.rules_reload_seconds)
 async def reload_rules() -> None:
     try:
@@ -138,8 +145,6 @@ async def reload_rules() -> None:
         log.error("triage rules not reloaded; previous rules stay", extra={"error": str(error)})
 
 
-if settings.console.session_secret_generated:
-    log.warning("ROUTER_SESSION_SECRET is not set: console sessions last only as long as this worker, and only on it")
 sessions = Sessions(settings.console.session_secret, settings.console.session_hours * 3600)
 tables = Tables(pipeline.replica("tickets"), pipeline.replica("agents"), pipeline.replica("conversations"))
 console = Console(

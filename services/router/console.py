@@ -26,7 +26,7 @@ from services.router.roster import Agent
 from services.router.signin import (
     CSRF_HEADER, PRESESSION_COOKIE, SESSION_COOKIE, Sessions, SignInThrottle, password_matches, retry_after,
 )
-from services.router.web import Action, Refused, Tables, agent_view, authenticated, caller, queue_of, may_see
+from services.router.web import Action, Refused, Tables, agent_view, authenticated, may_see, queue_of, session_of
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGE_HEADERS = {
@@ -120,12 +120,9 @@ def console_routes(console: Console, tables: Tables, targets: sla.Targets):
     async def session(request: web.Request) -> web.Response:
         """Who is signed in, with the CSRF token for their requests; for a visitor, the
         token that the sign-in form must send (tied to a pre-session cookie)."""
-        try:
-            agent = caller(request, roster, sessions)
-        except Refused:
-            agent = None
-        current = sessions.read(request.cookies.get(SESSION_COOKIE))
-        if agent is not None and current is not None:
+        signed_in = session_of(request, roster, sessions)
+        if signed_in is not None:
+            agent, current = signed_in
             return web.json_response({"signed_in": True, "agent": agent_view(agent, tables.agents.get(agent.id) or {}, 0),
                                       "csrf": sessions.csrf_token(current.nonce)}, headers=PAGE_HEADERS)
         nonce = request.cookies.get(PRESESSION_COOKIE) or secrets.token_urlsafe(18)

@@ -37,7 +37,7 @@ from deskstream.topics import AGENTS_EVENTS, ROUTER_DISPATCH, TICKETS_EVENTS
 
 from services.router import assignment, conversations, routing, sla
 from services.router.roster import Agent, agent_with_token
-from services.router.signin import CSRF_HEADER, SESSION_COOKIE, Sessions
+from services.router.signin import CSRF_HEADER, SESSION_COOKIE, Session, Sessions
 
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"
 TICKET_ID = re.compile(r"^T-[A-Z2-7]{8}$")
@@ -78,6 +78,13 @@ class Action:
         return value.strip()
 
 
+def session_of(request: web.Request, roster: tuple[Agent, ...], sessions: Sessions) -> tuple[Agent, Session] | None:
+    """The agent signed in to the console in this browser, with their session."""
+    session = sessions.read(request.cookies.get(SESSION_COOKIE))
+    agent = next((a for a in roster if session is not None and a.id == session.agent_id), None)
+    return None if agent is None or session is None else (agent, session)
+
+
 def caller(request: web.Request, roster: tuple[Agent, ...], sessions: Sessions) -> Agent:
     """The agent behind a request: its bearer token, else its console session. A session
     rides along with every request the browser makes, so a change made with one must
@@ -88,10 +95,10 @@ def caller(request: web.Request, roster: tuple[Agent, ...], sessions: Sessions) 
         if agent is None:
             raise Refused(401, "a valid agent token is required (Authorization: Bearer ...)")
         return agent
-    session = sessions.read(request.cookies.get(SESSION_COOKIE))
-    agent = next((a for a in roster if session is not None and a.id == session.agent_id), None)
-    if agent is None or session is None:
+    signed_in = session_of(request, roster, sessions)
+    if signed_in is None:
         raise Refused(401, "sign in at /console, or send an agent token (Authorization: Bearer ...)")
+    agent, session = signed_in
     if request.method not in ("GET", "HEAD") and not sessions.csrf_valid(session.nonce, request.headers.get(CSRF_HEADER)):
         raise Refused(403, f"the {CSRF_HEADER} header is missing or wrong")
     return agent
@@ -249,6 +256,15 @@ def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, 
             return web.json_response({"error": "not stored; retry with the same Idempotency-Key"}, status=503)
         return web.json_response({"event_id": event.id, **extra}, status=202)
 
+    async def written(act: Action, event_type: str, noun: str, at: str, written_id: str) -> web.Response:
+        """An agent's words on the ticket (a reply, a note): `<noun>_id` names them, and
+        the event's id is `<ticket>.<noun>.<that id>`."""
+        ticket_id = str(act.ticket_id)
+        data = {"ticket_id": ticket_id, f"{noun}_id": written_id, "agent_id": act.agent.id, "agent_name": act.agent.name,
+                "text": act.text("text", MAX_REPLY_CHARS), at: utcnow()}
+        event = pipeline.event(event_type, f"{ticket_id}.{noun}.{written_id}", data, ticket_id)
+        return await accepted(pipeline.publish(TICKETS_EVENTS, ticket_id, event), event, **{f"{noun}_id": written_id})
+
     @action
     async def list_agents(act: Action) -> web.Response:
         held = assignment.loads(tables.open_tickets())
@@ -279,13 +295,8 @@ def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, 
     async def note(act: Action) -> web.Response:
         """An internal note on the ticket, for agents only: `ticket.note_added`, which no
         service ever sends to the customer."""
-        ticket_id = act.ticket_id
-        tables.seen_by(act.agent, ticket_id)
-        note_id = act.event_suffix(str(ticket_id), "note")
-        data = {"ticket_id": ticket_id, "note_id": note_id, "agent_id": act.agent.id, "agent_name": act.agent.name,
-                "text": act.text("text", MAX_REPLY_CHARS), "added_at": utcnow()}
-        event = pipeline.event("ticket.note_added", f"{ticket_id}.note.{note_id}", data, ticket_id)
-        return await accepted(pipeline.publish(TICKETS_EVENTS, ticket_id, event), event, note_id=note_id)
+        tables.seen_by(act.agent, act.ticket_id)
+        return await written(act, "ticket.note_added", "note", "added_at", act.event_suffix(str(act.ticket_id), "note"))
 
     @action
     async def reassign(act: Action) -> web.Response:
@@ -353,13 +364,8 @@ def agent_routes(roster: tuple[Agent, ...], tables: Tables, pipeline: Pipeline, 
     async def reply(act: Action) -> web.Response:
         """An answer to the customer: `ticket.reply_sent`, which the notifier delivers on
         the customer's channel. Checked for size only: every page shows it as text."""
-        ticket_id = act.ticket_id
-        held_by(act.agent, tables.ticket(ticket_id))
-        reply_id = act.event_suffix(str(ticket_id))
-        data = {"ticket_id": ticket_id, "reply_id": reply_id, "agent_id": act.agent.id, "agent_name": act.agent.name,
-                "text": act.text("text", MAX_REPLY_CHARS), "sent_at": utcnow()}
-        event = pipeline.event("ticket.reply_sent", f"{ticket_id}.reply.{reply_id}", data, ticket_id)
-        return await accepted(pipeline.publish(TICKETS_EVENTS, ticket_id, event), event, reply_id=reply_id)
+        held_by(act.agent, tables.ticket(act.ticket_id))
+        return await written(act, "ticket.reply_sent", "reply", "sent_at", act.event_suffix(str(act.ticket_id)))
 
     @action
     async def escalate(act: Action) -> web.Response:
