@@ -30,14 +30,14 @@ LANGUAGES = ("es", "en")
 
 SUGGEST_MIN_SCORE: float = 4.0
 """The score (minus bm25) from which the best article is trusted enough to go to the
-customer on its own, with the acknowledgement; below it, articles are only offered to
-the agent. On the starter articles, tickets that describe their problem ("I was
+customer on its own, with the acknowledgement (not built yet: today articles are only
+offered to the agent). On the starter articles, tickets that describe their problem ("I was
 charged twice this month, I want a refund", "olvidé mi contraseña y la cuenta está
 bloqueada") score 5 to 18, while small talk and vague openers ("hola", "ok thanks",
 "buenos días, quería hacer una consulta") match nothing or score 3 at most. A lone
 keyword ("refund", "router") lands between 1.7 and 4.3: too thin a ticket to answer
 blind, so the line sits above most of them. bm25 depends on the whole collection:
-re-measure when the articles change much, and tune with ROUTER_ARTICLE_MIN_SCORE."""
+re-measure when the articles change much."""
 
 MAX_QUERY_TERMS = 64  # a 16 KB ticket still makes a small query; the first words say most
 TITLE_WEIGHT = 4.0  # a word in the title says more about an article than one in its body

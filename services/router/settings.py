@@ -12,7 +12,7 @@ import secrets
 from deskstream.settings import ServiceSettings, SettingsError, env_float, env_str
 
 from services.router.guides import DEFAULT_GUIDES
-from services.router.knowledge import DEFAULT_KNOWLEDGE, SUGGEST_MIN_SCORE
+from services.router.knowledge import DEFAULT_KNOWLEDGE
 from services.router.macros import DEFAULT_MACROS
 from services.router.roster import DEFAULT_ROSTER
 from services.router.routing import Policy
@@ -34,7 +34,6 @@ class ConsoleSettings:
     knowledge_path: Path
     macros_path: Path
     guides_path: Path
-    article_min_score: float  # the best article goes with the acknowledgement from this score
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "ConsoleSettings":
@@ -49,7 +48,6 @@ class ConsoleSettings:
             knowledge_path=Path(env_str(env, "ROUTER_KNOWLEDGE_PATH", str(DEFAULT_KNOWLEDGE))),
             macros_path=Path(env_str(env, "ROUTER_MACROS_PATH", str(DEFAULT_MACROS))),
             guides_path=Path(env_str(env, "ROUTER_GUIDES_PATH", str(DEFAULT_GUIDES))),
-            article_min_score=env_float(env, "ROUTER_ARTICLE_MIN_SCORE", SUGGEST_MIN_SCORE),
         )
 
 
