@@ -24,6 +24,18 @@ def env_str(env: Mapping[str, str], name: str, default: str) -> str:
     return value or default
 
 
+MIN_SECRET_CHARS = 32
+
+
+def env_secret(env: Mapping[str, str], name: str) -> str | None:
+    """A signing secret (chat sessions, console sessions), or None if unset; one that is
+    set must be long enough that guessing it is hopeless."""
+    secret = env_str(env, name, "")
+    if secret and len(secret) < MIN_SECRET_CHARS:
+        raise SettingsError(f"{name} must be at least {MIN_SECRET_CHARS} characters")
+    return secret or None
+
+
 def _env_number(env: Mapping[str, str], name: str, default: N, cast: Callable[[str], N], kind: str) -> N:
     raw = env.get(name, "").strip()
     if not raw:

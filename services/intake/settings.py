@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from deskstream.settings import ServiceSettings, SettingsError, env_float, env_int, env_list, env_str
+from deskstream.settings import MIN_SECRET_CHARS, ServiceSettings, SettingsError, env_float, env_int, env_list, env_secret, env_str
 
 TAKEN_ACTIONS = ("flag", "move")
 
@@ -89,9 +89,9 @@ class IntakeSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "IntakeSettings":
         env = os.environ if env is None else env
-        secret = env_str(env, "CHAT_SESSION_SECRET", "")
-        if len(secret) < 32:
-            raise SettingsError("CHAT_SESSION_SECRET must be set to at least 32 characters (make run writes one)")
+        secret = env_secret(env, "CHAT_SESSION_SECRET")
+        if secret is None:
+            raise SettingsError(f"CHAT_SESSION_SECRET must be set to at least {MIN_SECRET_CHARS} characters (make run writes one)")
         return cls(
             service=ServiceSettings.from_env("intake", 8080, env),
             chat_session_secret=secret.encode(),

@@ -9,7 +9,7 @@ from typing import Mapping
 
 import secrets
 
-from deskstream.settings import ServiceSettings, SettingsError, env_float, env_str
+from deskstream.settings import ServiceSettings, SettingsError, env_float, env_secret, env_str
 
 from services.router.guides import DEFAULT_GUIDES
 from services.router.knowledge import DEFAULT_KNOWLEDGE
@@ -18,9 +18,6 @@ from services.router.roster import DEFAULT_ROSTER
 from services.router.routing import Policy
 from services.router.sla import Targets, TargetsError
 from services.router.triage import DEFAULT_RULES
-
-
-MIN_SECRET_CHARS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +34,7 @@ class ConsoleSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "ConsoleSettings":
-        secret = env_str(env, "ROUTER_SESSION_SECRET", "")
-        if secret and len(secret) < MIN_SECRET_CHARS:
-            raise SettingsError(f"ROUTER_SESSION_SECRET must be at least {MIN_SECRET_CHARS} characters")
+        secret = env_secret(env, "ROUTER_SESSION_SECRET")
         return cls(
             session_secret=secret or secrets.token_urlsafe(32),
             session_secret_generated=not secret,

@@ -173,11 +173,12 @@ def conversation_view(agent: Agent, ticket: dict[str, Any], rows: TableReplica, 
         return other is conversation or (may_see(agent, known) if known is not None else agent.supervises)
 
     visible = [c for c in theirs if shown(c)]
+    shown_ids = {c["ticket_id"] for c in visible}
     return {
         "ticket": ticket,
         "conversation": {k: v for k, v in conversation.items() if k != "entries"},
         "timeline": conversations.timeline(visible),
-        "history": [{**conversations.summary(c), "shown": c in visible} for c in theirs],
+        "history": [{**conversations.summary(c), "shown": c["ticket_id"] in shown_ids} for c in theirs],
     }
 
 

@@ -66,3 +66,13 @@ def test_sending_sms_needs_a_token_a_sender_and_a_callback_url():
     assert twilio is not None
     assert (twilio.whatsapp_from, twilio.public_base_url, twilio.max_segments) == ("+34910000000", "https://support.example.com", 3)
 
+
+
+def test_the_console_makes_its_own_session_secret_when_none_is_set_and_refuses_a_short_one():
+    from services.router.settings import ConsoleSettings
+
+    generated = ConsoleSettings.from_env({})
+    assert generated.session_secret_generated and len(generated.session_secret) >= 32
+    assert ConsoleSettings.from_env({"ROUTER_SESSION_SECRET": "k" * 32}).session_secret == "k" * 32
+    with pytest.raises(SettingsError, match="ROUTER_SESSION_SECRET must be at least 32"):
+        ConsoleSettings.from_env({"ROUTER_SESSION_SECRET": "short"})
