@@ -1,10 +1,20 @@
-"""`deskstream`: start one service, the local Kafka, or everything.
+"""`deskstream`: start one service, the local Kafka, or everything; declare incidents.
 
     deskstream up                 local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set),
                                   topics, and the four services; Ctrl-C stops it all
     deskstream run SERVICE        one service's Faust worker (intake, router, notifier, feedback)
     deskstream kafka              only the local Kafka, until Ctrl-C
     deskstream topics             create the topics on the configured cluster
+    deskstream hash-password      an agent's password_argon2 for the roster
+    deskstream incident declare --service S --message TEXT [--message-es TEXT]
+                                  [--region ES] [--skill network] [--fix-at ISO]
+    deskstream incident update ID --message TEXT [--message-es TEXT] [--fix-at ISO | --no-fix-at]
+    deskstream incident resolve ID --message TEXT [--message-es TEXT]
+    deskstream incident list | show ID
+                                  the notifier's incident API at NOTIFIER_URL (default
+                                  http://127.0.0.1:8082), with the ops token in
+                                  NOTIFIER_OPS_TOKEN; prints the JSON answer, and on a
+                                  refusal the API's error, with exit status 1
 """
 from __future__ import annotations
 
@@ -12,13 +22,18 @@ import argparse
 import asyncio
 import getpass
 import importlib
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import Any, Mapping
 
 from deskstream.localkafka import LocalKafka, die_with_parent
 from deskstream.settings import PROJECT_ROOT, KafkaSettings, env_int
@@ -27,6 +42,9 @@ from deskstream.topics import ensure_topics
 SERVICES = ("intake", "router", "notifier", "feedback")
 DEFAULT_PORTS = {"intake": 8080, "router": 8081, "notifier": 8082, "feedback": 8083}
 STOP_GRACE_SECONDS = 12.0
+DEFAULT_NOTIFIER_URL = "http://127.0.0.1:8082"
+NOTIFIER_TIMEOUT_SECONDS = 15.0
+SKILLS = ("network", "billing", "account", "hardware", "software", "general")
 
 
 def data_dir() -> Path:
@@ -140,6 +158,109 @@ def _partition_env() -> dict[str, str]:
     return {key: os.environ[key] for key in ("KAFKA_TOPIC_PARTITIONS", "KAFKA_REPLICATION_FACTOR") if key in os.environ}
 
 
+class NotifierError(Exception):
+    """The incident API refused a request (the message is its own error text), or could
+    not be reached."""
+
+
+def call_notifier(method: str, path: str, body: dict[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Any:
+    """One request to the notifier's incident API, with the ops token; its JSON answer.
+
+    Plain urllib: a CLI that runs once and exits needs no event loop, and no new
+    dependency. The token goes in the header only, never on the command line (where
+    other users of the host could read it in the process list)."""
+    env = os.environ if env is None else env
+    token = env.get("NOTIFIER_OPS_TOKEN", "").strip()
+    if not token:
+        raise NotifierError("NOTIFIER_OPS_TOKEN is not set: the incident API needs an ops token")
+    base = env.get("NOTIFIER_URL", "").strip().rstrip("/") or DEFAULT_NOTIFIER_URL
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=NOTIFIER_TIMEOUT_SECONDS) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as refused:
+        raw = refused.read()
+        try:
+            reason = json.loads(raw)["error"]
+        except (ValueError, KeyError, TypeError):
+            reason = raw.decode("utf-8", "replace").strip()[:500] or refused.reason
+        raise NotifierError(f"the notifier answered {refused.code}: {reason}") from None
+    except (urllib.error.URLError, OSError) as unreachable:
+        reason = getattr(unreachable, "reason", unreachable)
+        raise NotifierError(f"cannot reach the notifier at {base}: {reason}") from None
+
+
+def incident_message(args: argparse.Namespace) -> dict[str, str]:
+    return {"en": args.message, **({"es": args.message_es} if args.message_es is not None else {})}
+
+
+def incident_request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
+    """The method, path and body an `incident` subcommand stands for. The API checks
+    the values; the CLI only shapes them (and writes a region in capitals)."""
+    if args.action == "list":
+        return "GET", "/api/incidents", None
+    if args.action == "declare":
+        body: dict[str, Any] = {"service": args.service, "message": incident_message(args)}
+        if args.region is not None:
+            body["region"] = args.region.upper()
+        if args.skill is not None:
+            body["skill"] = args.skill
+        if args.fix_at is not None:
+            body["expected_fix_at"] = args.fix_at
+        return "POST", "/api/incidents", body
+    path = "/api/incidents/" + urllib.parse.quote(args.incident_id, safe="")
+    if args.action == "show":
+        return "GET", path, None
+    if args.action == "update":
+        body = {"message": incident_message(args)}
+        if args.fix_at is not None or args.no_fix_at:
+            body["expected_fix_at"] = args.fix_at
+        return "POST", path + "/updates", body
+    return "POST", path + "/resolve", {"message": incident_message(args)}
+
+
+def incident(args: argparse.Namespace) -> None:
+    try:
+        answer = call_notifier(*incident_request(args))
+    except NotifierError as error:
+        print(f"deskstream incident {args.action}: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+
+
+def add_incident_commands(commands: Any) -> None:
+    incidents = commands.add_parser("incident", help="declare, update, resolve or list incidents (the notifier's API)")
+    actions = incidents.add_subparsers(dest="action", required=True)
+
+    def messages(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--message", required=True, help="what customers are told, in English")
+        parser.add_argument("--message-es", help="the same, in Spanish")
+
+    declare = actions.add_parser("declare", help="a new incident")
+    declare.add_argument("--service", required=True, help="the service that is down, such as fibre-madrid")
+    declare.add_argument("--region", help="ISO 3166 country code (ES); everywhere if left out")
+    declare.add_argument("--skill", choices=SKILLS, help="the kind of ticket it causes")
+    declare.add_argument("--fix-at", help="expected fix time, ISO 8601 with offset (2026-05-04T18:00+02:00)")
+    messages(declare)
+    update = actions.add_parser("update", help="news on an active incident")
+    update.add_argument("incident_id")
+    messages(update)
+    estimate = update.add_mutually_exclusive_group()
+    estimate.add_argument("--fix-at", help="a new expected fix time, ISO 8601 with offset")
+    estimate.add_argument("--no-fix-at", action="store_true", help="withdraw the expected fix time")
+    resolve = actions.add_parser("resolve", help="the incident is over")
+    resolve.add_argument("incident_id")
+    messages(resolve)
+    actions.add_parser("list", help="every incident, newest first")
+    show = actions.add_parser("show", help="one incident with its updates")
+    show.add_argument("incident_id")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="deskstream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("kafka", help="only the local Kafka")
     commands.add_parser("topics", help="create the topics on KAFKA_BOOTSTRAP_SERVERS")
     commands.add_parser("hash-password", help="an agent's password_argon2 for the roster (reads the password, never echoes it)")
+    add_incident_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "up":
         up()
@@ -156,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
         run_service(args.service)
     elif args.command == "kafka":
         kafka_only()
+    elif args.command == "incident":
+        incident(args)
     elif args.command == "hash-password":
         from services.router.signin import hash_password
 

@@ -27,9 +27,10 @@ def reply_subject(subject: str | None, ticket_id: str) -> str:
     return f"Re: {bare} {subject_tag(ticket_id)}" if bare else subject_tag(ticket_id)
 
 
-def message_id(ticket_id: str, request_id: str, domain: str) -> str:
-    """Our Message-ID for one outbound message: the same request, the same id."""
-    return f"<{ticket_id}.{stable_id(request_id, length=16)}@{domain}>"
+def message_id(owner: str, request_id: str, domain: str) -> str:
+    """Our Message-ID for one outbound message: the same request, the same id. `owner`
+    is its ticket (which a reply then finds), or the incident of a subscriber's notice."""
+    return f"<{owner}.{stable_id(request_id, length=16)}@{domain}>"
 
 
 def ticket_named(subject: str | None, in_reply_to: str | None, references: list[str] | tuple[str, ...]) -> str | None:

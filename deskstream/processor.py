@@ -62,6 +62,11 @@ CONSUMER_STOP_SECONDS = 2.0
 
 Handler = Callable[[Event, "Step"], None | Awaitable[None]]
 DeadLetter = Callable[[str, str, bytes, bytes | None], Event]
+Work = Callable[["Step"], None]
+# Told when this worker has taken a partition (its state restored): schedule, never block.
+TakenHook = Callable[[int, "Store"], None]
+# Awaited before this worker gives a partition up (rebalance, stop), while it still owns it.
+LeavingHook = Callable[[int], Awaitable[None]]
 
 
 class Store:
@@ -133,10 +138,11 @@ class TableView:
 class Step:
     """What a handler may do while handling one record."""
 
-    def __init__(self, processor: "Processor", store: Store, pending: list[Changes]) -> None:
+    def __init__(self, processor: "Processor", store: Store, pending: list[Changes], partition: int = 0) -> None:
         self._processor = processor
         self._store = store
         self._pending = pending
+        self.partition = partition  # the input partition whose state this step reads and writes
 
     def table(self, name: str) -> TableView:
         if name not in self._store.tables:
@@ -147,6 +153,18 @@ class Step:
         """Produce `event` in this transaction (validated against the contract now)."""
         self._processor.contract.check(event)
         self._pending[-1].sends.append((topic, key, event))
+
+    def attempt(self, work: Work) -> Exception | None:
+        """Run `work` on its own: what it writes and emits is kept if it returns, and
+        dropped if it raises (the error is returned), so one bad piece of a group of
+        work does not sink the others."""
+        mine = Changes()
+        try:
+            work(Step(self._processor, self._store, [*self._pending, mine], self.partition))
+        except Exception as error:
+            return error
+        self._pending[-1].absorb(mine)
+        return None
 
     def after_commit(self, effect: Callable[[], None]) -> None:
         """Run `effect` once the transaction has committed (never if it aborts)."""
@@ -191,11 +209,23 @@ class Processor(Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._rebalancing = True
         self._stopping = False
+        self._taken_hooks: list[TakenHook] = []
+        self._leaving_hooks: list[LeavingHook] = []
 
     # -- what the rest of the service reads -------------------------------------------------
 
     def stores(self) -> Iterator[Store]:
         return iter(list(self._stores.values()))
+
+    def committed(self, partition: int, table: str, key: str) -> Any:
+        """The committed value of `key` in `table` of one partition this worker owns."""
+        store = self._stores.get(partition)
+        return None if store is None else store.tables[table].get(key)
+
+    def rows(self, partition: int, table: str) -> dict[str, Any]:
+        """The committed rows of `table` in one partition this worker owns (do not change them)."""
+        store = self._stores.get(partition)
+        return {} if store is None else store.tables[table]
 
     def lookup(self, table: str, key: str) -> Any:
         """The committed value of `key` in `table`, whichever partition holds it."""
@@ -206,6 +236,50 @@ class Processor(Service):
 
     def values(self, table: str) -> list[Any]:
         return [value for store in self.stores() for value in store.tables[table].values()]
+
+    def owns(self, partition: int) -> bool:
+        return partition in self._producers and not self._stopping
+
+    def on_partition_taken(self, hook: TakenHook) -> None:
+        self._taken_hooks.append(hook)
+
+    def on_partition_leaving(self, hook: LeavingHook) -> None:
+        self._leaving_hooks.append(hook)
+
+    async def transact(self, partition: int, work: Work) -> bool:
+        """Commit what `work` writes and emits for `partition` in a transaction of its
+        own, beside the stream of input records (no input offset moves): for work that
+        starts from a hop's state rather than from a record, such as recording that a
+        message is about to be sent, and then what became of it.
+
+        False when nothing is known to have committed: this worker does not own the
+        partition (any more), or the transaction failed (then the partition is taken
+        again from what the cluster says, as after a failed batch).
+        """
+        async with self._lock:
+            if not self.owns(partition):
+                return False
+            store = self._stores[partition]
+            changes = Changes()
+            work(Step(self, store, [changes], partition))
+            tp = TopicPartition(self.source, partition)
+            try:
+                await self._commit(tp, None, changes)
+            except KafkaError as error:
+                log.warning("transaction failed; partition restarts from its last commit",
+                            extra={"processor": self.name, "partition": partition, "error": repr(error)})
+                await self._recover(tp)
+                return False
+            self._applied(store, changes)
+            return True
+
+    async def _leaving(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            for hook in self._leaving_hooks:
+                try:
+                    await hook(partition)
+                except Exception:
+                    log.exception("partition-leaving hook failed", extra={"processor": self.name, "partition": partition})
 
     def ready(self) -> bool:
         """Joined, assigned, and every assigned partition's state restored."""
@@ -234,6 +308,7 @@ class Processor(Service):
         self.add_future(self._consume())
 
     async def on_stop(self) -> None:
+        await self._leaving(sorted(self._producers))  # while this worker still owns them
         self._stopping = True
         async with self._lock:
             pass  # the batch in hand finishes (commits or aborts) first
@@ -258,6 +333,8 @@ class Processor(Service):
 
     async def _revoked(self, revoked: list[TopicPartition]) -> None:
         self._rebalancing = True
+        if not self._stopping:
+            await self._leaving([tp.partition for tp in revoked if tp.partition in self._producers])
         async with self._lock:
             for tp in revoked:
                 await self._release(tp.partition)
@@ -296,6 +373,9 @@ class Processor(Service):
                 self._consumer.seek(tp, committed)
         log.info("partitions taken", extra={"processor": self.name, "partitions": sorted(producers),
                                             "offsets": {str(p): o for p, o in sorted(self._next_offset.items())}})
+        for partition in sorted(producers):
+            for hook in self._taken_hooks:
+                hook(partition, self._stores[partition])
 
     def _producer(self, tp: TopicPartition) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -389,12 +469,16 @@ class Processor(Service):
                         extra={"processor": self.name, "partition": tp.partition, "error": repr(error)})
             await self._recover(tp)
             return
-        for (table, key), value in batch.writes.items():
-            store.apply(table, key, value)
         self._next_offset[tp.partition] = records[-1].offset + 1
-        for topic, _, event in batch.sends:
+        self._applied(store, batch)
+
+    def _applied(self, store: Store, changes: Changes) -> None:
+        """After a commit: the store takes the writes, and the effects run."""
+        for (table, key), value in changes.writes.items():
+            store.apply(table, key, value)
+        for topic, _, event in changes.sends:
             self.metrics.produced(topic, event.type)
-        for effect in batch.effects:
+        for effect in changes.effects:
             try:
                 effect()
             except Exception:
@@ -412,7 +496,7 @@ class Processor(Service):
             return
         self.metrics.consumed(self.source, event.type)
         try:
-            outcome = self.handler(event, Step(self, store, [batch, mine]))
+            outcome = self.handler(event, Step(self, store, [batch, mine], record.partition))
             if inspect.isawaitable(outcome):
                 await outcome
         except Exception as error:
@@ -429,7 +513,7 @@ class Processor(Service):
         log.warning("dead-lettered input", extra={"origin": self.source, "reason": reason[:200], "dl_id": event.id})
         batch.sends.append((DEADLETTER, self.source, event))
 
-    async def _commit(self, tp: TopicPartition, next_offset: int, batch: Changes) -> None:
+    async def _commit(self, tp: TopicPartition, next_offset: int | None, batch: Changes) -> None:
         producer = self._producers[tp.partition]
         async with producer.transaction():
             sent = [await producer.send(topic, key=key.encode(), value=event.encode()) for topic, key, event in batch.sends]
@@ -441,7 +525,8 @@ class Processor(Service):
             # aiokafka commits a transaction even if one of its batches was refused
             # (the failure is only on that record's future): look, and abort if so.
             await asyncio.gather(*sent)
-            await producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
+            if next_offset is not None:
+                await producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
 
     async def _recover(self, tp: TopicPartition) -> None:
         """After a failed transaction nobody knows for sure whether it committed: take the

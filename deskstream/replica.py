@@ -84,6 +84,26 @@ class TableReplica(Service):
         """Whether everything committed before this worker started has been read."""
         return self._caught_up
 
+    async def synced(self, timeout: float = 10.0) -> bool:
+        """Wait until every record committed before this call has been read, for a
+        decision that must not miss a row written just before it (an incident's
+        audience); False if that took longer than `timeout`."""
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not consumer.assignment():
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("table replica not synced in time", extra={"topic": self.topic})
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     async def on_start(self) -> None:
         # No group: the consumer is given every partition of the topic, and with no
         # committed offsets it starts from the oldest record.

@@ -36,6 +36,7 @@ NOTIFY_REQUESTS = "notify.requests"
 NOTIFY_RECEIPTS = "notify.receipts"
 CHAT_OUTBOUND = "chat.outbound"
 ROUTER_DISPATCH = "router.dispatch"
+SURGE_WATCH = "notifier.surge_watch"
 DEADLETTER = "deadletter"
 
 _KEEP_WEEKS = {"retention.ms": str(4 * WEEK_MS)}
@@ -49,6 +50,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFY_RECEIPTS, "recipient", "what each send attempt did", _KEEP_WEEKS),
     TopicSpec(CHAT_OUTBOUND, "chat session id", "messages for chat sessions, pushed by intake", _KEEP_WEEKS),
     TopicSpec(ROUTER_DISPATCH, "the constant `dispatch`", "the router's own queue of decisions: one partition, one decider", _KEEP_WEEKS),
+    TopicSpec(SURGE_WATCH, "the constant `surges`", "every new ticket's skill and region, counted by one surge watcher", _KEEP_WEEKS),
     TopicSpec(DEADLETTER, "origin", "rejected input, its origin and the reason", {"retention.ms": str(8 * WEEK_MS)}),
 )
 
@@ -59,7 +61,7 @@ TOPICS: tuple[TopicSpec, ...] = (
 TABLES: dict[str, tuple[str, ...]] = {
     "intake": ("threads", "chat_outboxes"),
     "router": ("tickets", "agents", "customers", "handling", "conversations"),
-    "notifier": ("contacts", "deliveries", "consents"),
+    "notifier": ("contacts", "deliveries", "consents", "incidents", "audience", "subscriptions", "surges"),
     "feedback": ("ticket_facts",),
 }
 

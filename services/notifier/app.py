@@ -1,14 +1,19 @@
-"""Notifier: the customer hears from support on their own channel, once per message.
+"""Notifier: the customer hears from support on their own channel, each message once,
+and hears of an outage before they have to ask.
 
-    tickets.events (ticket.classified) ──> notify.requests (acknowledgement with the wait)
-    tickets.events (ticket.reply_sent) ──> notify.requests (the agent's answer)
-    notify.requests ──send──> the channel (chat: chat.outbound; e-mail: SMTP; SMS, WhatsApp: Twilio) ──> notify.receipts
+    tickets.events ──> notify.requests (acknowledgement with the wait, or with the status
+                       of a known outage; the agent's answer) and notifier.surge_watch
+    notify.requests ──> deliveries (pending) ──outbox──> the channel (chat: chat.outbound;
+                       e-mail: SMTP; SMS, WhatsApp: Twilio) ──> notify.receipts
     notify.requests (consent.opted_out/opted_in from intake) ──> who must not be messaged
+    incidents.events (declared/updated/resolved, from the incident API) ──fan-out──>
+                       notify.requests, one notice per affected customer per update
+    notifier.surge_watch ──> incidents.events (incident.suspected, for ops only)
     Twilio status callbacks ──> notify.receipts (notify.status_reported)
 """
 from __future__ import annotations
 
-import aiosmtplib
+from datetime import datetime, timezone
 
 from deskstream.events import Event, utcnow
 from deskstream.faustapp import create_app
@@ -16,102 +21,164 @@ from deskstream.http import HttpService, health_routes
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Step
 from deskstream.recipients import recipient_key
-from deskstream.topics import CHAT_OUTBOUND, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, TICKETS_EVENTS
+from deskstream.topics import INCIDENTS_EVENTS, NOTIFY_REQUESTS, SURGE_WATCH, TICKETS_EVENTS
 
-from services.notifier import delivery, requests
-from services.notifier.email import compose
+from services.notifier import attempts, delivery, incidents, requests, surges
+from services.notifier.channels import Channels
+from services.notifier.fanout import Fanout
+from services.notifier.incidents_api import incident_routes
+from services.notifier.outbox import Outbox
+from services.notifier.outcomes import Outcome
+from services.notifier.quiet_hours import deferred_until
+from services.notifier.rate_limit import RateLimits
 from services.notifier.settings import NotifierSettings
-from services.notifier.smtp import SmtpSender
+from services.notifier.smtp import SmtpPool
 from services.notifier.status_webhook import status_routes
-from services.notifier.templates import render
-from services.notifier.twilio_sms import UNSUBSCRIBED, TwilioSender, TwilioSendFailed
+from services.notifier.twilio_sms import UNSUBSCRIBED, TwilioSender
 
 settings = NotifierSettings.from_env()
 app = create_app(settings.service)
 pipeline = Pipeline(app, settings.service)
-smtp = SmtpSender(settings.smtp) if settings.smtp is not None else None
+smtp = SmtpPool(settings.smtp, size=settings.concurrency) if settings.smtp is not None else None
 twilio = TwilioSender(settings.twilio) if settings.twilio is not None else None
 if twilio is not None:
     app.add_dependency(twilio)
+contacts_replica = pipeline.replica("contacts")
+subscriptions_replica = pipeline.replica("subscriptions")
+incidents_replica = pipeline.replica("incidents")
 CONSENT_EVENTS = ("consent.opted_out", "consent.opted_in")
-ASKS_FOR_A_MESSAGE = {"ticket.classified": requests.acknowledgement, "ticket.reply_sent": requests.agent_reply}
+CLOSING_EVENTS = {"ticket.resolved": "resolved", "ticket.reopened": "open"}
+SURGES_KEY = "surges"
 
 
 @pipeline.processor("acknowledgements", source=TICKETS_EVENTS, tables=("contacts",))
 def request_acknowledgements(event: Event, step: Step) -> None:
     contacts = step.table("contacts")
     ticket_id = event.data["ticket_id"]
+    contact = contacts.get(ticket_id)
     if event.type == "ticket.created":
-        contacts[ticket_id] = requests.remember_contact(event.data)
-    elif event.type in ASKS_FOR_A_MESSAGE and contacts.get(ticket_id) is not None:
-        request = ASKS_FOR_A_MESSAGE[event.type](event.data, contacts.get(ticket_id))
-        recipient = recipient_key(request["recipient"])
-        step.emit(NOTIFY_REQUESTS, recipient, pipeline.event("notify.requested", request["request_id"], request, ticket_id))
+        contacts[ticket_id] = requests.remember_contact(event.data, settings.default_timezone)
+    elif contact is None:
+        return
+    elif event.type == "ticket.classified":
+        contact = contacts[ticket_id] = requests.classified(contact, event.data)
+        incident = incidents.active_match(incidents_replica.values(), skill=contact["skill"], region=contact["region"])
+        ask(step, requests.acknowledgement(event.data, contact, incident))
+        if incident is not None:  # the ticket's customer hears of each update and of the resolution
+            linked = requests.linked(incident, contact, utcnow())
+            step.emit(INCIDENTS_EVENTS, incident["incident_id"], pipeline.event(
+                "incident.ticket_linked", f"{incident['incident_id']}.{ticket_id}", linked, ticket_id))
+        counted = {"ticket_id": ticket_id, "skill": contact["skill"], "region": contact["region"], "at": event.time}
+        step.emit(SURGE_WATCH, SURGES_KEY, pipeline.event("surge.ticket_counted", f"{ticket_id}.counted", counted, ticket_id))
+    elif event.type == "ticket.reply_sent":
+        ask(step, requests.agent_reply(event.data, contact))
+    elif event.type in CLOSING_EVENTS:
+        contacts[ticket_id] = {**contact, "status": CLOSING_EVENTS[event.type]}
 
 
-# Sends e-mail and SMS inside the hop: a crash after the send and before the commit
-# sends it again on restart (at least once; e-mail with the same Message-ID); small
-# batches keep a batch of sends well within the consumer's poll interval.
-@pipeline.processor("deliveries", source=NOTIFY_REQUESTS, tables=("deliveries", "consents"), max_batch=20)
-async def send_requested_messages(requested: Event, step: Step) -> None:
+def ask(step: Step, request: dict) -> None:
+    step.emit(NOTIFY_REQUESTS, recipient_key(request["recipient"]),
+              pipeline.event("notify.requested", request["request_id"], request, request.get("ticket_id")))
+
+
+@pipeline.processor("deliveries", source=NOTIFY_REQUESTS, tables=("deliveries", "consents"))
+def accept_requested_messages(requested: Event, step: Step) -> None:
+    """Record each new request as pending (after the recipient's quiet hours); the
+    outbox sends it. A request seen before is dropped: that is what makes a repeated
+    request, or a fan-out run again after a crash, send nothing twice."""
     if requested.type in CONSENT_EVENTS:  # a STOP or START, on the recipient's own partition
         step.table("consents")[recipient_key(requested.data["recipient"])] = delivery.consent(requested.type, requested.data)
         return
     request = requested.data
     deliveries = step.table("deliveries")
-    if deliveries.get(request["request_id"]) is not None:
+    if attempts.known(deliveries.get(request["request_id"])):
         return
-    recipient, ticket_id = request["recipient"], request["ticket_id"]
-    text = render(request["template"], request["language"], request["params"])
-    provider_id = None
-    if recipient["channel"] == "chat":
-        message = delivery.chat_message(request, text, utcnow())
-        step.emit(CHAT_OUTBOUND, recipient["address"], pipeline.event("chat.message", request["request_id"], message, ticket_id))
-        status, detail = "sent", "queued for the chat session"
-    elif recipient["channel"] == "email" and smtp is not None:
-        status, detail = await send_mail(request, text)
-    elif recipient["channel"] in delivery.PHONE_CHANNELS and twilio is not None:
-        status, detail, provider_id = await send_to_phone(request, text, step)
-    else:
-        status, detail = "failed", f"no sender for channel {recipient['channel']} is configured"
-    receipt = delivery.receipt(request, status, detail, utcnow(), provider_id)
-    deliveries[request["request_id"]] = {"status": status}
-    step.emit(NOTIFY_RECEIPTS, recipient_key(recipient),
-              pipeline.event(f"notify.{status}", f"{request['request_id']}.{status}", receipt, ticket_id))
+    moment = datetime.now(timezone.utc)
+    if request.get("slot"):
+        replace_waiting_notice(step, request, moment)
+    not_before = deferred_until(
+        settings.quiet_hours, channel=request["recipient"]["channel"], reason=request["reason"],
+        priority=request.get("priority"), timezone=request.get("timezone") or settings.default_timezone, now=moment,
+    )
+    deliveries[request["request_id"]] = attempts.pending(request, not_before)
+    step.after_commit(lambda: outbox.accepted(step.partition, request["request_id"], not_before))
 
 
-async def send_to_phone(request: dict, text: str, step: Step) -> tuple[str, str, str | None]:
-    assert twilio is not None and settings.twilio is not None
-    recipient = request["recipient"]
-    consents = step.table("consents")
-    key = recipient_key(recipient)
-    if delivery.opted_out(consents.get(key)):
-        return "failed", f"not sent: the recipient opted out ({consents.get(key)['keyword']})", None
-    body = delivery.phone_text(recipient["channel"], text, settings.twilio.max_segments)
-    callback = delivery.status_callback_url(settings.twilio.public_base_url, request)
-    try:
-        sent = await twilio.send(recipient["channel"], recipient["address"], body, callback)
-    except TwilioSendFailed as failure:
-        if failure.code == UNSUBSCRIBED:  # opted out at the carrier: remember, and tell whoever listens
-            opt_out = {"recipient": recipient, "keyword": f"TWILIO-{UNSUBSCRIBED}", "message_sid": None, "recorded_at": utcnow()}
-            consents[key] = delivery.consent("consent.opted_out", opt_out)
-            step.emit(NOTIFY_REQUESTS, key, pipeline.event("consent.opted_out", f"consent.{request['request_id']}.{UNSUBSCRIBED}", opt_out))
-        kind = "permanent" if failure.permanent else f"temporary, gave up after {failure.attempts} attempts"
-        return "failed", f"{failure.detail} ({kind})", None
-    segments = f", {sent.segments} segment(s)" if sent.segments else ""
-    return "sent", f"Twilio accepted {sent.sid} ({sent.status}{segments}, attempt {sent.attempts})", sent.sid
+def replace_waiting_notice(step: Step, request: dict, moment: datetime) -> None:
+    """A newer notice for the same slot (incident and recipient) replaces one not sent yet."""
+    deliveries = step.table("deliveries")
+    slot = f"slot:{request['slot']}"
+    waiting = deliveries.get(slot)
+    if waiting is not None:
+        older = deliveries.get(waiting["request_id"])
+        if attempts.is_pending(older):
+            deliveries[waiting["request_id"]] = attempts.final(attempts.SUPERSEDED, moment)
+            outbox.receipt(step, older["request"], attempts.SUPERSEDED, f"replaced by {request['request_id']} before it was sent", moment)
+    deliveries[slot] = {"request_id": request["request_id"]}
 
 
-async def send_mail(request: dict, text: str) -> tuple[str, str]:
-    assert smtp is not None and settings.smtp is not None
-    message = compose(request, text, from_address=settings.smtp.from_address, from_name=settings.smtp.from_name,
-                      domain=settings.smtp.message_id_domain)
-    try:
-        answer = await smtp.send(message)
-    except (aiosmtplib.SMTPException, OSError) as error:
-        return "failed", f"SMTP: {type(error).__name__}: {str(error)[:200]}"
-    return "sent", f"SMTP accepted {message['Message-ID']}: {answer[:100]}"
+def remember_carrier_opt_out(step: Step, request: dict, outcome: Outcome) -> None:
+    """Twilio refused because the recipient replied STOP at the carrier: remember it,
+    and tell whoever listens."""
+    if outcome.error_code != UNSUBSCRIBED:
+        return
+    opt_out = {"recipient": request["recipient"], "keyword": f"TWILIO-{UNSUBSCRIBED}", "message_sid": None, "recorded_at": utcnow()}
+    key = recipient_key(request["recipient"])
+    step.table("consents")[key] = delivery.consent("consent.opted_out", opt_out)
+    step.emit(NOTIFY_REQUESTS, key, pipeline.event("consent.opted_out", f"consent.{request['request_id']}.{UNSUBSCRIBED}", opt_out))
 
+
+@pipeline.processor("incidents", source=INCIDENTS_EVENTS, tables=("incidents", "audience", "subscriptions"))
+def follow_incidents(event: Event, step: Step) -> None:
+    data = event.data
+    if event.type in incidents.KINDS:
+        table = step.table("incidents")
+        changed = incidents.fold(table.get(data["incident_id"]), event.type, data)
+        if changed is not None:
+            table[data["incident_id"]] = changed
+            step.after_commit(lambda: fanout.updated(step.partition, data["incident_id"]))
+    elif event.type == "incident.ticket_linked":
+        incident = step.table("incidents").get(data["incident_id"])
+        if incident is not None:
+            who = incidents.member(data["recipient"], data["language"], data.get("name"), data.get("timezone"), data["ticket_id"])
+            told = incidents.latest(incident)["update_id"]
+            step.table("audience")[incidents.audience_key(data["incident_id"], data["recipient"])] = {**who, "told": told}
+    elif event.type == "subscription.added":
+        step.table("subscriptions")[subscription_key(data)] = data
+    elif event.type == "subscription.removed":
+        del step.table("subscriptions")[subscription_key(data)]
+
+
+def subscription_key(data: dict) -> str:
+    return f"{data['service']}|{recipient_key(data['recipient'])}"
+
+
+@pipeline.processor("surges", source=SURGE_WATCH, tables=("surges",))
+def watch_for_surges(counted: Event, step: Step) -> None:
+    """Many new tickets of one skill or region in a short time: tell ops, never customers."""
+    data = counted.data
+    table = step.table("surges")
+    at = datetime.fromisoformat(data["at"].replace("Z", "+00:00"))
+    for key in surges.surge_keys(data.get("skill"), data.get("region")):
+        state, surge = surges.observe(table.get(key), data["ticket_id"], at, settings.surge)
+        table[key] = state
+        if surge:
+            dimension, value = key.split(":", 1)
+            suspicion_id = f"surge.{key}.{surge[0]}"
+            suspected = {
+                "suspicion_id": suspicion_id, "dimension": dimension, "value": value, "ticket_ids": surge,
+                "count": len(surge), "window_minutes": settings.surge.window_seconds / 60,
+                "first_at": attempts.iso(attempts.parse(surges.window_start(state) or data["at"])), "detected_at": utcnow(),
+            }
+            step.emit(INCIDENTS_EVENTS, suspicion_id, pipeline.event("incident.suspected", suspicion_id, suspected))
+
+
+outbox = Outbox(pipeline, pipeline.processors["deliveries"], Channels(pipeline, settings, smtp, twilio),
+                RateLimits(settings.rates), settings.retry, concurrency=settings.concurrency,
+                recorded=remember_carrier_opt_out)
+app.add_dependency(outbox)
+fanout = Fanout(pipeline, pipeline.processors["incidents"], contacts_replica, subscriptions_replica)
+app.add_dependency(fanout)
 
 app.web_server(
     HttpService(
@@ -119,5 +186,6 @@ app.web_server(
         settings.service.http_port,
         health_routes(pipeline),
         status_routes(pipeline, settings.twilio),
+        incident_routes(pipeline, incidents_replica, settings.ops_tokens),
     )
 )

@@ -16,21 +16,29 @@ MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 
 def chat_message(request: dict[str, Any], text: str, sent_at: str) -> dict[str, Any]:
     """The `chat.message` intake pushes to the customer's chat session."""
-    return {
+    message = {
         "session_id": request["recipient"]["address"],
         "message_id": request["request_id"],
-        "ticket_id": request["ticket_id"],
         "kind": request["reason"],
         "text": text,
         "sent_at": sent_at,
     }
+    return with_subject(message, request)
+
+
+def with_subject(data: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the ticket and the incident the request is about (a notice to a
+    subscriber has no ticket)."""
+    for field in ("ticket_id", "incident_id"):
+        if request.get(field):
+            data[field] = request[field]
+    return data
 
 
 def receipt(request: dict[str, Any], status: str, detail: str, attempted_at: str, provider_message_id: str | None = None) -> dict[str, Any]:
     """The data of `notify.<status>`; its event id is `<request id>.<status>`."""
     data = {
         "request_id": request["request_id"],
-        "ticket_id": request["ticket_id"],
         "recipient": request["recipient"],
         "status": status,
         "detail": detail,
@@ -38,7 +46,7 @@ def receipt(request: dict[str, Any], status: str, detail: str, attempted_at: str
     }
     if provider_message_id:
         data["provider_message_id"] = provider_message_id
-    return data
+    return with_subject(data, request)
 
 
 # --- SMS and WhatsApp -------------------------------------------------------------------
@@ -75,7 +83,10 @@ def phone_text(channel: str, text: str, max_segments: int) -> str:
 def status_callback_url(public_base_url: str, request: dict[str, Any]) -> str:
     """Where Twilio reports the message's status: the request and ticket travel in the
     (signed) URL, so the report can be tied to them without a lookup."""
-    return f"{public_base_url}{STATUS_PATH}?" + urlencode({"request": request["request_id"], "ticket": request["ticket_id"]})
+    about = {"request": request["request_id"]}
+    if request.get("ticket_id"):
+        about["ticket"] = request["ticket_id"]
+    return f"{public_base_url}{STATUS_PATH}?" + urlencode(about)
 
 
 def status_report(query: Mapping[str, str], form: Mapping[str, str], reported_at: str) -> dict[str, Any]:
@@ -83,8 +94,8 @@ def status_report(query: Mapping[str, str], form: Mapping[str, str], reported_at
     request_id, ticket_id = query.get("request", ""), query.get("ticket", "")
     status = form.get("MessageStatus") or form.get("SmsStatus") or ""
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
-    if not request_id or not TICKET_ID.match(ticket_id):
-        raise InvalidStatusCallback("the callback URL does not name a request and a ticket")
+    if not request_id or (ticket_id and not TICKET_ID.match(ticket_id)):
+        raise InvalidStatusCallback("the callback URL does not name a request (and its ticket, if any)")
     if status not in TWILIO_STATUSES:
         raise InvalidStatusCallback("MessageStatus is not a Twilio message status")
     if not MESSAGE_SID.match(sid):
@@ -93,9 +104,8 @@ def status_report(query: Mapping[str, str], form: Mapping[str, str], reported_at
     if not number:
         raise InvalidStatusCallback("To is missing")
     code = form.get("ErrorCode") or ""
-    return {
+    report = {
         "request_id": request_id[:200],
-        "ticket_id": ticket_id,
         "recipient": {"channel": channel, "address": number[:64]},
         "provider": "twilio",
         "provider_message_id": sid,
@@ -103,3 +113,4 @@ def status_report(query: Mapping[str, str], form: Mapping[str, str], reported_at
         "error_code": int(code) if code.isdigit() else None,
         "reported_at": reported_at,
     }
+    return {**report, "ticket_id": ticket_id} if ticket_id else report

@@ -15,6 +15,8 @@ from typing import Any
 
 from deskstream.mailthread import message_id, reply_subject
 
+from services.notifier.templates import subject
+
 
 def html_part(text: str) -> str:
     """The text as HTML: escaped (customer-supplied names are in it), one paragraph per line."""
@@ -25,21 +27,28 @@ def html_part(text: str) -> str:
 def compose(request: dict[str, Any], text: str, *, from_address: str, from_name: str, domain: str,
             now: datetime | None = None) -> EmailMessage:
     thread = request["params"].get("thread") or {}
-    ticket_id = request["ticket_id"]
+    ticket_id = request.get("ticket_id")
     answered = thread.get("message_id")
     message = EmailMessage()
     message["From"] = formataddr((from_name, from_address))
     message["To"] = request["recipient"]["address"]
-    message["Subject"] = reply_subject(thread.get("subject"), ticket_id)
-    message["Message-ID"] = message_id(ticket_id, request["request_id"], domain)
+    if ticket_id:
+        message["Subject"] = reply_subject(thread.get("subject"), ticket_id)
+        message["Message-ID"] = message_id(ticket_id, request["request_id"], domain)
+    else:  # a notice to a subscriber: about an incident, in no ticket's thread
+        message["Subject"] = subject(request["reason"], request["language"], request["params"])
+        message["Message-ID"] = message_id(request["incident_id"], request["request_id"], domain)
     message["Date"] = format_datetime(now or datetime.now(timezone.utc))
     if answered:
         message["In-Reply-To"] = f"<{answered}>"
         chain = [*thread.get("references", []), answered]
         kept = chain if len(chain) <= 20 else [chain[0], *chain[-19:]]  # the root threads the reply
         message["References"] = " ".join(f"<{ref}>" for ref in kept)
-    message["Auto-Submitted"] = "auto-replied" if request["reason"] == "acknowledgement" else "no"
-    message["X-Deskstream-Ticket"] = ticket_id
+    message["Auto-Submitted"] = {"acknowledgement": "auto-replied", "incident": "auto-generated"}.get(request["reason"], "no")
+    if ticket_id:
+        message["X-Deskstream-Ticket"] = ticket_id
+    if request.get("incident_id"):
+        message["X-Deskstream-Incident"] = request["incident_id"]
     message["Content-Language"] = request["language"]
     message.set_content(text)
     message.add_alternative(html_part(text), subtype="html")

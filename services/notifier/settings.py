@@ -5,7 +5,12 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from deskstream.settings import ServiceSettings, SettingsError, env_float, env_int, env_str
+from deskstream.settings import ServiceSettings, SettingsError, env_float, env_int, env_secret, env_str
+
+from services.notifier.attempts import RetryPolicy
+from services.notifier.quiet_hours import QuietHours, QuietHoursError, valid_timezone
+from services.notifier.rate_limit import parse_rates
+from services.notifier.surges import SurgeRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +64,6 @@ class TwilioSettings:
     public_base_url: str  # where Twilio reaches notifier, for status callbacks (Twilio signs that URL)
     api_url: str  # Twilio's API; another URL only for a proxy or a local stand-in
     max_segments: int  # longer SMS texts are cut, at a word, to fit
-    max_attempts: int  # per message, for 429, 5xx and unreachable; then recorded as failed
-    backoff_seconds: float  # the first pause; doubled after each attempt
     timeout_seconds: float
 
     @classmethod
@@ -87,8 +90,6 @@ class TwilioSettings:
             public_base_url=base.rstrip("/"),
             api_url=env_str(env, "TWILIO_API_URL", "https://api.twilio.com"),
             max_segments=env_int(env, "SMS_MAX_SEGMENTS", 3),
-            max_attempts=max(1, env_int(env, "TWILIO_MAX_ATTEMPTS", 4)),
-            backoff_seconds=env_float(env, "TWILIO_BACKOFF_SECONDS", 0.5),
             timeout_seconds=env_float(env, "TWILIO_TIMEOUT_SECONDS", 10.0),
         )
 
@@ -98,12 +99,47 @@ class NotifierSettings:
     service: ServiceSettings
     smtp: SmtpSettings | None
     twilio: TwilioSettings | None
+    retry: RetryPolicy  # temporary failures (Twilio 429/5xx, SMTP 4xx, unreachable) are tried again
+    rates: dict[str, float]  # messages per second per channel; absent or 0: unlimited
+    concurrency: int  # sends in flight per channel (and SMTP connections kept open)
+    quiet_hours: QuietHours | None
+    default_timezone: str  # for recipients whose time zone nothing tells
+    surge: SurgeRule
+    ops_tokens: frozenset[str]  # bearer tokens of the incident API
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "NotifierSettings":
         env = os.environ if env is None else env
+        default_timezone = env_str(env, "NOTIFIER_DEFAULT_TIMEZONE", "UTC")
+        if not valid_timezone(default_timezone):
+            raise SettingsError("NOTIFIER_DEFAULT_TIMEZONE must be an IANA time zone such as Europe/Madrid")
+        try:
+            quiet = QuietHours.parse(
+                env_str(env, "NOTIFIER_QUIET_HOURS", "22:00-08:00"),
+                channels=env_str(env, "NOTIFIER_QUIET_CHANNELS", "sms,whatsapp"),
+                overrides=env_str(env, "NOTIFIER_QUIET_OVERRIDES", "P1,reply"),
+                default_timezone=default_timezone,
+            )
+            rates = parse_rates(env_str(env, "NOTIFIER_RATES", "sms=10,whatsapp=20,email=50"))
+        except (QuietHoursError, ValueError) as error:
+            raise SettingsError(str(error)) from None
+        token = env_secret(env, "NOTIFIER_OPS_TOKEN")
         return cls(
             service=ServiceSettings.from_env("notifier", 8082, env),
             smtp=SmtpSettings.from_env(env),
             twilio=TwilioSettings.from_env(env),
+            retry=RetryPolicy(
+                max_attempts=max(1, env_int(env, "NOTIFIER_MAX_ATTEMPTS", 4)),
+                backoff_seconds=env_float(env, "NOTIFIER_BACKOFF_SECONDS", 0.5),
+                max_backoff_seconds=env_float(env, "NOTIFIER_MAX_BACKOFF_SECONDS", 300.0),
+            ),
+            rates=rates,
+            concurrency=max(1, env_int(env, "NOTIFIER_CONCURRENCY", 8)),
+            quiet_hours=quiet,
+            default_timezone=default_timezone,
+            surge=SurgeRule(
+                window_seconds=60 * env_float(env, "NOTIFIER_SURGE_WINDOW_MINUTES", 10.0),
+                threshold=max(2, env_int(env, "NOTIFIER_SURGE_TICKETS", 20)),
+            ),
+            ops_tokens=frozenset({token}) if token else frozenset(),
         )

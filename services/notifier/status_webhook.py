@@ -36,7 +36,7 @@ def status_routes(pipeline: Pipeline, twilio: TwilioSettings | None) -> RouteSet
             letter = deadletter_event(pipeline.source, DEADLETTER_ORIGIN, str(error), original)
             publication = pipeline.publish(DEADLETTER, DEADLETTER_ORIGIN, letter)
         else:
-            event = pipeline.event("notify.status_reported", f"{report['request_id']}.status.{report['status']}", report, report["ticket_id"])
+            event = pipeline.event("notify.status_reported", f"{report['request_id']}.status.{report['status']}", report, report.get("ticket_id"))
             publication = pipeline.publish(NOTIFY_RECEIPTS, recipient_key(report["recipient"]), event)
         try:
             await publication

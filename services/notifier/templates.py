@@ -2,8 +2,10 @@
 two things a waiting customer wants to know (that we have it, and how long)."""
 from __future__ import annotations
 
+from datetime import datetime
 from string import Formatter
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 TEMPLATES: dict[str, dict[str, str]] = {
     "acknowledgement": {
@@ -21,6 +23,40 @@ TEMPLATES: dict[str, dict[str, str]] = {
 TEMPLATES["agent_reply"] = {
     "en": "{text}\n\n{agent_first}, Support ({ticket_id})",
     "es": "{text}\n\n{agent_first}, Soporte ({ticket_id})",
+}
+
+# Outage notices: what is broken, what ops said, when it should work again, and (first
+# notice) that nobody needs to write to us about it.
+TEMPLATES["incident_declared"] = {
+    "en": ("Hi{name_part}, we know about a problem affecting {service}{region_part}. {message} {fix_sentence}"
+           "There is no need to contact us about it: we will write again when it changes ({incident_id})."),
+    "es": ("Hola{name_part}, sabemos que hay un problema que afecta a {service}{region_part}. {message} {fix_sentence}"
+           "No hace falta que nos escribas por ello: te avisaremos cuando cambie ({incident_id})."),
+}
+TEMPLATES["incident_updated"] = {
+    "en": "Update on the problem affecting {service}{region_part}: {message} {fix_sentence}({incident_id})",
+    "es": "Novedades sobre el problema que afecta a {service}{region_part}: {message} {fix_sentence}({incident_id})",
+}
+TEMPLATES["incident_resolved"] = {
+    "en": "Solved: {service}{region_part} works normally again. {message} Thank you for your patience ({incident_id}).",
+    "es": "Resuelto: {service}{region_part} vuelve a funcionar con normalidad. {message} Gracias por tu paciencia ({incident_id}).",
+}
+# A new ticket about a known outage is answered at once with its status.
+TEMPLATES["acknowledgement_incident"] = {
+    "en": ("Hi{name_part}, we have your message. Your ticket number is {ticket_id}. It looks related to a problem we "
+           "already know about, affecting {service}{region_part}: {message} {fix_sentence}We will tell you when it is solved."),
+    "es": ("Hola{name_part}, hemos recibido tu mensaje. Tu número de ticket es {ticket_id}. Parece relacionado con un "
+           "problema que ya conocemos y que afecta a {service}{region_part}: {message} {fix_sentence}Te avisaremos "
+           "cuando esté resuelto."),
+}
+# The subject of mail that answers no message of the customer's (a notice to a subscriber).
+SUBJECTS = {
+    "incident": {"en": "Service notice: {service}", "es": "Aviso de servicio: {service}"},
+}
+REGION_PARTS = {"en": " in {region}", "es": " en {region}"}
+FIX_SENTENCES = {
+    "en": "We expect it to work again by {time} ({zone}) on {date}. ",
+    "es": "Esperamos que vuelva a funcionar hacia las {time} ({zone}) del {date}. ",
 }
 
 WAIT_SENTENCES = {
@@ -45,9 +81,28 @@ def render(template: str, language: str, params: dict[str, Any]) -> str:
         "name_part": f" {name}" if name else "",
         "wait_sentence": wait_sentence(language, params.get("wait_minutes")),
         "agent_first": str(params.get("agent_name") or "").split(" ")[0],
+        "region_part": REGION_PARTS[language].format(region=params["region"]) if params.get("region") else "",
+        "fix_sentence": fix_sentence(language, params.get("expected_fix_at"), params.get("timezone")),
     }
     fields = {field for _, field, _, _ in Formatter().parse(texts[language]) if field}
     return texts[language].format(**{field: values.get(field, "") for field in fields})
+
+
+def subject(reason: str, language: str, params: dict[str, Any]) -> str:
+    texts = SUBJECTS.get(reason, SUBJECTS["incident"])
+    return texts.get(language, texts[DEFAULT_LANGUAGE]).format(service=params.get("service", ""))
+
+
+def fix_sentence(language: str, expected_fix_at: str | None, zone: str | None) -> str:
+    """When the fix is expected, in the customer's own time zone (UTC when unknown)."""
+    if not expected_fix_at:
+        return ""
+    try:
+        tz = ZoneInfo(zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        tz, zone = ZoneInfo("UTC"), "UTC"
+    local = datetime.fromisoformat(expected_fix_at.replace("Z", "+00:00")).astimezone(tz)
+    return FIX_SENTENCES[language].format(time=local.strftime("%H:%M"), zone=zone or "UTC", date=local.strftime("%Y-%m-%d"))
 
 
 def wait_sentence(language: str, minutes: Any) -> str:

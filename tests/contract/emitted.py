@@ -9,13 +9,17 @@ schema change must keep valid. Times are fixed so that a rerun gives the same by
 
 Every `data` dict comes from the pure function the service itself calls
 (`web.contact_event_data`, `normalise`, `routing.triage`, `routing.route_triaged`, `routing.dispatch`,
-`requests.acknowledgement`, `delivery.chat_message`, `delivery.receipt`, `render`,
-`sms.contact_data`, `sms.consent_data`, `delivery.status_report`,
+`requests.acknowledgement`, `requests.linked`, `delivery.chat_message`, `delivery.receipt`,
+`render`, `channels.text_of`, `sms.contact_data`, `sms.consent_data`, `delivery.status_report`,
+`incident_requests.declared/updated/resolved/subscriptions/unsubscription`,
+`incidents.fold/audience/notice/member`, `surges.observe`, `attempts.finished`,
 `deadletter_event`); only the event ids and envelopes are put together here as the
-services' `app.py` handlers do.
+services' handlers do (`app.py`, the notifier's `outbox.py`, `fanout.py` and
+`incidents_api.py`).
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 from dataclasses import dataclass
@@ -30,11 +34,18 @@ from deskstream.contract import SchemaViolation, default_contract
 from deskstream.recipients import recipient_key
 from deskstream.events import Event, EventDecodeError, stable_id
 from deskstream.pipeline import deadletter_event
-from deskstream.topics import AGENTS_EVENTS, CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, ROUTER_DISPATCH, TICKETS_EVENTS
+from deskstream.topics import (AGENTS_EVENTS, CHAT_OUTBOUND, DEADLETTER, INCIDENTS_EVENTS, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS,
+                               ROUTER_DISPATCH, SURGE_WATCH, TICKETS_EVENTS)
 from services.intake import chat, sms, sms_webhook, web
 from services.intake.customers import customer_id
 from services.intake.normaliser import Thread, normalise
-from services.notifier import delivery, requests
+from services.notifier import attempts, delivery, incident_requests, incidents, requests, surges
+from services.notifier.attempts import RetryPolicy
+from services.notifier.channels import Channels, text_of
+from services.notifier.email import compose
+from services.notifier.incidents_api import operator
+from services.notifier.outcomes import Outcome, brief
+from services.notifier.surges import SurgeRule
 from services.notifier.templates import UnknownTemplate, render
 from services.router import routing, sla
 from services.router.roster import DEFAULT_ROSTER, load_roster
@@ -291,38 +302,295 @@ def acknowledge(clock: Clock, created: dict[str, Any], classified: dict[str, Any
 
 
 def deliver(clock: Clock, requested: Emitted, name: str) -> list[Emitted]:
-    """services/notifier/app.py send_requested_messages."""
+    """services/notifier/outbox.py: a chat message is pushed (Channels.pushed, Outbox._push);
+    any other channel, with no sender configured, fails (Channels.send)."""
     request = requested.event.data
     recipient = request["recipient"]
-    emitted = []
     if recipient["channel"] == "chat":
-        text = render(request["template"], request["language"], request["params"])
-        message = delivery.chat_message(request, text, clock())
-        emitted.append(Emitted(name, CHAT_OUTBOUND, recipient["address"], pipeline_event(
-            "notifier", "chat.message", request["request_id"], message, request["ticket_id"], message["sent_at"])))
-        status, detail = "sent", "queued for the chat session"
-    else:
-        status, detail = "failed", f"no sender for channel {recipient['channel']} yet"
-    receipt = delivery.receipt(request, status, detail, clock())
-    emitted.append(Emitted(name, NOTIFY_RECEIPTS, recipient_key(recipient), pipeline_event(
-        "notifier", f"notify.{status}", f"{request['request_id']}.{status}", receipt, request["ticket_id"], receipt["attempted_at"])))
-    return emitted
+        return push(clock, request, name)
+    return [receipt_of(request, attempts.FAILED, f"no sender for channel {recipient['channel']} is configured", clock(), name)]
+
+
+def push(clock: Clock, request: dict[str, Any], name: str) -> list[Emitted]:
+    """services/notifier/outbox.py Outbox._push with Channels.pushed: the chat.message and
+    its notify.sent, in one transaction, at one moment."""
+    at = clock()
+    message = delivery.chat_message(request, text_of(request), at)
+    return [Emitted(name, CHAT_OUTBOUND, request["recipient"]["address"], pipeline_event(
+                "notifier", "chat.message", request["request_id"], message, request.get("ticket_id"), at)),
+            receipt_of(request, attempts.SENT, "queued for the chat session", at, name)]
+
+
+def receipt_of(request: dict[str, Any], status: str, detail: str, at: str, name: str, provider_message_id: str | None = None) -> Emitted:
+    """services/notifier/outbox.py Outbox.receipt."""
+    data = delivery.receipt(request, status, detail, at, provider_message_id)
+    event_type = "notify.sent" if status == attempts.SENT else "notify.failed"
+    return Emitted(name, NOTIFY_RECEIPTS, recipient_key(request["recipient"]), pipeline_event(
+        "notifier", event_type, f"{request['request_id']}.{status}", data, request.get("ticket_id"), at))
 
 
 def deliver_by_phone(clock: Clock, requested: Emitted, sid: str, name: str) -> list[Emitted]:
-    """services/notifier/app.py send_to_phone, when Twilio takes the message, and
+    """services/notifier/outbox.py, when Twilio takes the message, and
     services/notifier/status_webhook.py for its delivery report."""
     request = requested.event.data
-    receipt = delivery.receipt(request, "sent", f"Twilio accepted {sid} (queued, 1 segment(s), attempt 1)", clock(), sid)
+    receipt = receipt_of(request, attempts.SENT, f"Twilio accepted {sid} (queued, 1 segment(s), attempt 1)", clock(), name, sid)
     key = recipient_key(request["recipient"])
     callback = {"MessageSid": sid, "MessageStatus": "delivered", "To": request["recipient"]["address"]}
     report = delivery.status_report({"request": request["request_id"], "ticket": request["ticket_id"]}, callback, clock())
     return [
-        Emitted(name, NOTIFY_RECEIPTS, key, pipeline_event(
-            "notifier", "notify.sent", f"{request['request_id']}.sent", receipt, request["ticket_id"], receipt["attempted_at"])),
+        receipt,
         Emitted(name, NOTIFY_RECEIPTS, key, pipeline_event(
             "notifier", "notify.status_reported", f"{request['request_id']}.status.delivered", report, request["ticket_id"], report["reported_at"])),
     ]
+
+
+# --- notifier: incidents, subscriptions, surges ---------------------------------------------
+
+OPS_BY = operator("example-ops-token")  # `ops:` and 8 hex digits, as the incident API names its caller
+DEFAULT_TIMEZONE = "Europe/Madrid"  # NOTIFIER_DEFAULT_TIMEZONE
+SURGE_RULE = SurgeRule(window_seconds=600, threshold=3)  # NOTIFIER_SURGE_WINDOW_MINUTES=10, NOTIFIER_SURGE_TICKETS=3
+RETRY = RetryPolicy(max_attempts=4, backoff_seconds=0.5)  # the notifier's defaults
+SESSION_OUTAGE = "Zr4_Wq8nK2pT6vX1mC9bH3sL"
+SERVICE = "fibre-madrid"
+
+
+def retry_key(*scope: str) -> str:
+    """services/notifier/incidents_api.py retry_key: the Idempotency-Key, bound to the caller."""
+    return "\x1f".join((OPS_BY, *scope))
+
+
+def incident_published(name: str, event_type: str, data: dict[str, Any]) -> Emitted:
+    """services/notifier/incidents_api.py declare, post_update and resolve."""
+    incident_id = data["incident_id"]
+    suffix = {"incident.declared": "declared", "incident.updated": data["update_id"], "incident.resolved": "resolved"}[event_type]
+    return Emitted(name, INCIDENTS_EVENTS, incident_id,
+                   pipeline_event("notifier", event_type, f"{incident_id}.{suffix}", data, incident_id, data["at"]))
+
+
+def subscription_published(name: str, event_type: str, data: dict[str, Any]) -> Emitted:
+    """services/notifier/incidents_api.py subscribe and unsubscribe."""
+    event_id = incident_requests.subscription_event_id(event_type, data)
+    return Emitted(name, INCIDENTS_EVENTS, incident_requests.subscription_key(data),
+                   pipeline_event("notifier", event_type, event_id, data, data["service"], data["at"]))
+
+
+class IncidentsHop:
+    """The tables of services/notifier/app.py follow_incidents, and what fanout.py emits
+    from them."""
+
+    def __init__(self) -> None:
+        self.incidents: dict[str, dict[str, Any]] = {}
+        self.audience: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+
+    def read(self, emitted: Emitted) -> dict[str, Any] | None:
+        """follow_incidents: the incident to fan out, if this event changed one."""
+        event_type, data = emitted.type, emitted.event.data
+        if event_type in incidents.KINDS:
+            changed = incidents.fold(self.incidents.get(data["incident_id"]), event_type, data)
+            if changed is not None:
+                self.incidents[data["incident_id"]] = changed
+            return changed
+        if event_type == "incident.ticket_linked":
+            incident = self.incidents[data["incident_id"]]
+            who = incidents.member(data["recipient"], data["language"], ticket_id=data["ticket_id"])
+            self.audience[incidents.audience_key(data["incident_id"], data["recipient"])] = {
+                **who, "told": incidents.latest(incident)["update_id"]}
+        elif event_type == "subscription.added":
+            self.subscriptions[f"{data['service']}|{recipient_key(data['recipient'])}"] = data
+        elif event_type == "subscription.removed":
+            del self.subscriptions[f"{data['service']}|{recipient_key(data['recipient'])}"]
+        return None
+
+    def fan_out(self, clock: Clock, incident: dict[str, Any], contacts: list[dict[str, Any]], names: dict[str, str]) -> list[Emitted]:
+        """fanout.py Fanout._fan_out and _requests: one notice per affected recipient,
+        named here by `names[recipient key]`."""
+        incident_id, update_id = incident["incident_id"], incident["fanout"]["update_id"]
+        told = [row for key, row in self.audience.items() if key.startswith(f"{incident_id}|")]
+        out = []
+        for who in incidents.audience(incident, contacts, self.subscriptions.values(), told):
+            request = incidents.notice(incident, who)
+            key = recipient_key(who["recipient"])
+            out.append(Emitted(names[key], NOTIFY_REQUESTS, key, pipeline_event(
+                "notifier", "notify.requested", request["request_id"], request, request.get("ticket_id"), clock())))
+            self.audience[incidents.audience_key(incident_id, who["recipient"])] = {**who, "told": update_id}
+        return out
+
+
+def contact_of(created: Emitted, classified: Emitted) -> dict[str, Any]:
+    """services/notifier/app.py request_acknowledgements: the `contacts` row of a classified ticket."""
+    contact = requests.remember_contact(created.event.data, DEFAULT_TIMEZONE)
+    return requests.classified(contact, classified.event.data)
+
+
+def counted(contact: dict[str, Any], classified: Emitted) -> dict[str, Any]:
+    """services/notifier/app.py request_acknowledgements: the surge.ticket_counted data."""
+    return {"ticket_id": contact["ticket_id"], "skill": contact["skill"], "region": contact["region"], "at": classified.event.time}
+
+
+def watch_for_surges(clock: Clock, table: dict[str, Any], data: dict[str, Any], name: str) -> list[Emitted]:
+    """services/notifier/app.py watch_for_surges."""
+    at = datetime.fromisoformat(data["at"].replace("Z", "+00:00"))
+    out = []
+    for key in surges.surge_keys(data.get("skill"), data.get("region")):
+        state, surge = surges.observe(table.get(key), data["ticket_id"], at, SURGE_RULE)
+        table[key] = state
+        if surge:
+            dimension, value = key.split(":", 1)
+            suspicion_id = f"surge.{key}.{surge[0]}"
+            suspected = {
+                "suspicion_id": suspicion_id, "dimension": dimension, "value": value, "ticket_ids": surge,
+                "count": len(surge), "window_minutes": SURGE_RULE.window_seconds / 60,
+                "first_at": surges.window_start(state), "detected_at": clock(),
+            }
+            out.append(Emitted(f"{name}-{dimension}", INCIDENTS_EVENTS, suspicion_id,
+                               pipeline_event("notifier", "incident.suspected", suspicion_id, suspected, None, suspected["detected_at"])))
+    return out
+
+
+def settled_after_a_crash(clock: Clock, request: dict[str, Any], name: str) -> Emitted:
+    """services/notifier/outbox.py Outbox._settle: a claim found without an outcome after a
+    restart; Channels.find cannot ask an SMTP server, so the e-mail is in doubt."""
+    claimed_at = datetime.fromisoformat(clock().replace("Z", "+00:00"))
+    record = attempts.claimed(attempts.pending(request, None), claimed_at)
+    outcome = asyncio.run(Channels(None, None, None, None).find(request, claimed_at))  # type: ignore[arg-type]
+    moment = datetime.fromisoformat(clock().replace("Z", "+00:00"))
+    _, status, detail = attempts.finished(record, outcome, moment, RETRY)
+    assert status == attempts.IN_DOUBT
+    return receipt_of(request, status, detail, attempts.iso(moment), name)
+
+
+def sent_by_email(clock: Clock, request: dict[str, Any], name: str) -> Emitted:
+    """services/notifier/outbox.py Outbox._deliver with Channels.send for e-mail: the outcome
+    SmtpPool.deliver gives when the server takes the message (its Message-ID is the
+    receipt's provider_message_id)."""
+    moment = datetime.fromisoformat(clock().replace("Z", "+00:00"))
+    record = attempts.claimed(attempts.pending(request, None), moment)
+    message = compose(request, text_of(request), from_address="support@example.com", from_name="Support", domain="example.com")
+    message_id = message["Message-ID"]
+    outcome = Outcome.sent(f"SMTP accepted {message_id}: {brief('2.0.0 Ok: queued as 4Xb2Lm0kQz', 100)}", message_id)
+    _, status, detail = attempts.finished(record, outcome, moment, RETRY)
+    return receipt_of(request, status, detail, attempts.iso(moment), name, outcome.provider_message_id)
+
+
+def superseded(clock: Clock, older: dict[str, Any], newer: dict[str, Any], name: str) -> Emitted:
+    """services/notifier/app.py replace_waiting_notice: a newer notice of the same slot
+    replaces one still pending."""
+    assert older["slot"] == newer["slot"]
+    return receipt_of(older, attempts.SUPERSEDED, f"replaced by {newer['request_id']} before it was sent", clock(), name)
+
+
+def outage(clock: Clock, tickets: list[tuple[Emitted, Emitted]]) -> list[Emitted]:
+    """A fibre outage in Spain: the surge that hints at it, ops declaring it, subscribers
+    and matching customers told (in Spanish and English), a new ticket about it answered
+    with its status, an update that reaches everyone, the resolution, an unsubscription.
+    `tickets` are the (ticket.created, ticket.classified) of the desk's tickets so far."""
+    out: list[Emitted] = []
+    hop = IncidentsHop()
+    contacts = {created.key: contact_of(created, classified) for created, classified in tickets}
+
+    # The tickets so far, counted: three network tickets within ten minutes are a surge.
+    surge_table: dict[str, Any] = {}
+    for created, classified in tickets:
+        out += watch_for_surges(clock, surge_table, counted(contacts[created.key], classified), "surge")
+    assert [e.event.data["dimension"] for e in out] == ["skill"], "the scenario needs a surge of one skill"
+
+    # Subscribers: an English one by e-mail, everywhere; a Spanish one by SMS, in Spain.
+    subscribed = incident_requests.subscriptions({"subscriptions": [
+        {"service": SERVICE, "recipient": {"channel": "email", "address": "Alex.Morgan@example.com"}, "language": "en",
+         "name": "Alex Morgan", "timezone": "Europe/London"},
+        {"service": SERVICE, "region": "ES", "recipient": {"channel": "sms", "address": "+34 612 345 602"}, "language": "es"},
+    ]}, at=clock())
+    for data, name in zip(subscribed, ("subscription-en-email", "subscription-es-sms")):
+        added = subscription_published(name, "subscription.added", data)
+        hop.read(added)
+        out.append(added)
+    en_email, es_sms = (recipient_key(data["recipient"]) for data in subscribed)
+
+    # Ops declare the outage.
+    declared = incident_published("incident-declared", "incident.declared", incident_requests.declared(
+        {"service": SERVICE, "region": "ES", "skill": "network",
+         "message": {"en": "A fibre cable was cut during road works; technicians are splicing it.",
+                     "es": "Unas obras han cortado un cable de fibra; los técnicos ya están empalmándolo."},
+         "expected_fix_at": "2026-11-23T16:30:00+01:00"},
+        by=OPS_BY, at=clock(), incident_id=incident_requests.new_incident_id(retry_key("declare", "idem-outage-1")),
+        update_id=incident_requests.new_update_id(retry_key("declare", "idem-outage-1"))))
+    out.append(declared)
+    incident_id = declared.key
+    open_tickets = [contact for contact in contacts.values() if contact["status"] == "open"]
+    sms_ticket = next(key for key, contact in contacts.items() if contact["reply_to"]["channel"] == "sms")
+    names = {en_email: "incident-declared-en-subscriber", es_sms: "incident-declared-es-subscriber",
+             recipient_key(contacts[sms_ticket]["reply_to"]): "incident-declared-es-ticket"}
+    notices = hop.fan_out(clock, hop.read(declared), open_tickets, names)
+    assert sorted(e.name for e in notices) == sorted(names.values())
+    out += notices
+    by_name = {e.name: e.event.data for e in notices}
+    # The e-mail went out as the worker died; the SMS waits (quiet hours, or a long queue).
+    out.append(settled_after_a_crash(clock, by_name["incident-declared-en-subscriber"], "incident-declared-en-in-doubt"))
+
+    # A new chat ticket about it: answered with the incident's status, linked, counted.
+    chat_contact_ = chat_contact(clock, "incident-ack-es", SESSION_OUTAGE, "m-0101",
+                                 "Hola, desde esta mañana no tengo fibra en casa. ¿Es una avería general?",
+                                 {"name": "Pilar Ruiz", "phone": "+34 612 345 601"})
+    [created] = ticket_events(clock, chat_contact_, Thread(), "incident-ack-es")
+    classified = triage_and_assign(clock, created.event.data, [], "incident-ack-es")[1]
+    contact = contact_of(created, classified)
+    incident = incidents.active_match(hop.incidents.values(), skill=contact["skill"], region=contact["region"])
+    assert incident is not None and incident["incident_id"] == incident_id
+    ack = requests.acknowledgement(classified.event.data, contact, incident)
+    assert ack["template"] == "acknowledgement_incident"
+    ack_emitted = Emitted("incident-ack-es", NOTIFY_REQUESTS, recipient_key(ack["recipient"]),
+                          pipeline_event("notifier", "notify.requested", ack["request_id"], ack, ack["ticket_id"], clock()))
+    ticket_id = contact["ticket_id"]
+    linked = requests.linked(incident, contact, clock())
+    linked_emitted = Emitted("incident-ack-es", INCIDENTS_EVENTS, incident_id, pipeline_event(
+        "notifier", "incident.ticket_linked", f"{incident_id}.{ticket_id}", linked, ticket_id, linked["linked_at"]))
+    counted_emitted = Emitted("incident-ack-es", SURGE_WATCH, "surges", pipeline_event(
+        "notifier", "surge.ticket_counted", f"{ticket_id}.counted", counted(contact, classified), ticket_id, clock()))
+    out += [ack_emitted, linked_emitted, counted_emitted]
+    assert watch_for_surges(clock, surge_table, counted_emitted.event.data, "surge") == []  # raised once
+    out += push(clock, ack, "incident-ack-es")
+    hop.read(linked_emitted)
+    contacts[created.key] = contact
+    open_tickets.append(contact)
+
+    # News: everyone told before hears it; the SMS still waiting is replaced.
+    update_id = incident_requests.new_update_id(retry_key("update", incident_id, "idem-outage-2"))
+    updated = incident_published("incident-updated", "incident.updated", incident_requests.updated(
+        {"message": {"en": "Half of the damaged fibres are spliced; service is coming back street by street.",
+                     "es": "Ya está empalmada la mitad de las fibras dañadas; el servicio vuelve calle a calle."}},
+        incident=hop.incidents[incident_id], by=OPS_BY, at=clock(), update_id=update_id))
+    out.append(updated)
+    names = {en_email: "incident-updated-en-subscriber", es_sms: "incident-updated-es-subscriber",
+             recipient_key(contacts[sms_ticket]["reply_to"]): "incident-updated-es-ticket",
+             recipient_key(contact["reply_to"]): "incident-updated-es-chat"}
+    notices = hop.fan_out(clock, hop.read(updated), open_tickets, names)
+    assert sorted(e.name for e in notices) == sorted(names.values())
+    out += notices
+    by_name = {e.name: e.event.data for e in notices}
+    out.append(superseded(clock, next(e.event.data for e in out if e.name == "incident-declared-es-subscriber"),
+                          by_name["incident-updated-es-subscriber"], "incident-superseded"))
+    out += push(clock, by_name["incident-updated-es-chat"], "incident-updated-es-chat")
+
+    # Resolved; then the SMS subscriber leaves.
+    resolved = incident_published("incident-resolved", "incident.resolved", incident_requests.resolved(
+        {"message": {"en": "The cable is repaired and every line works again.",
+                     "es": "El cable está reparado y todas las líneas funcionan de nuevo."}},
+        incident=hop.incidents[incident_id], by=OPS_BY, at=clock(),
+        update_id=incident_requests.new_update_id(retry_key("resolve", incident_id, "idem-outage-3"))))
+    out.append(resolved)
+    names = {en_email: "incident-resolved-en-subscriber", es_sms: "incident-resolved-es-subscriber",
+             recipient_key(contacts[sms_ticket]["reply_to"]): "incident-resolved-es-ticket",
+             recipient_key(contact["reply_to"]): "incident-resolved-es-chat"}
+    notices = hop.fan_out(clock, hop.read(resolved), open_tickets, names)
+    out += [e for e in notices if e.name in ("incident-resolved-en-subscriber", "incident-resolved-es-chat")]
+    out.append(sent_by_email(clock, next(e.event.data for e in notices if e.name == "incident-resolved-en-subscriber"),
+                             "incident-resolved-en-subscriber"))
+    removed = subscription_published("subscription-es-sms-removed", "subscription.removed", incident_requests.unsubscription(
+        {"service": SERVICE, "recipient": {"channel": "sms", "address": "+34612345602"}}, at=clock()))
+    hop.read(removed)
+    out.append(removed)
+    return out
 
 
 # --- every service: deadletter --------------------------------------------------------
@@ -477,6 +745,10 @@ def scenarios() -> list[Emitted]:
     bad_request = dataclasses.replace(requested_es.event, data={**requested_es.event.data, "template": "encuesta"})
     out.append(deadletter(clock, "notifier", NOTIFY_REQUESTS, reason, bad_request.encode(), requested_es.key.encode(), "notifier-processing-failed"))
     out.append(deadletter(clock, "feedback", TICKETS_EVENTS, decode_reason(b"[]"), b"[]", None, "feedback-no-key"))
+
+    # The notifier's incidents: after the rest, so that the clock of the events above stays as it was.
+    out += outage(clock, [(created_es, routed_es[1]), (created_en, routed_en[1]), (created_p1, routed_p1[1]),
+                          (created_sms, routed_sms[1])])
     return out
 
 

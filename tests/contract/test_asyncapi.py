@@ -128,7 +128,7 @@ def test_each_message_is_on_the_topic_its_schema_names(doc):
     for name, schema in schema_files().items():
         if name == "cloudevent.json":
             continue
-        topic = re.search(r"Topic ([a-z.]+?)[,.]? key", schema["description"]).group(1)
+        topic = re.search(r"Topic ([a-z._]+?)[,.]? key", schema["description"]).group(1)
         assert channel_of(doc, name.removesuffix(".json"))["address"] == topic, name
 
 

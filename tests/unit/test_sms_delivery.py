@@ -64,7 +64,8 @@ def test_a_status_callback_becomes_a_status_report():
 
 
 @pytest.mark.parametrize("query, form, reason", [
-    ({}, {"MessageSid": SID, "MessageStatus": "sent", "To": "+3460"}, "request and a ticket"),
+    ({}, {"MessageSid": SID, "MessageStatus": "sent", "To": "+3460"}, "does not name a request"),
+    ({"request": "r", "ticket": "not-a-ticket"}, {"MessageSid": SID, "MessageStatus": "sent", "To": "+3460"}, "its ticket"),
     ({"request": "r", "ticket": "T-ABCDEFGH"}, {"MessageSid": SID, "MessageStatus": "exploded", "To": "+3460"}, "MessageStatus"),
     ({"request": "r", "ticket": "T-ABCDEFGH"}, {"MessageSid": "x", "MessageStatus": "sent", "To": "+3460"}, "MessageSid"),
     ({"request": "r", "ticket": "T-ABCDEFGH"}, {"MessageSid": SID, "MessageStatus": "sent"}, "To"),
