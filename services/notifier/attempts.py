@@ -93,4 +93,5 @@ def finished(record: dict[str, Any], outcome: Outcome, at: datetime, policy: Ret
             later = at + timedelta(seconds=policy.backoff(attempts))
             return {**record, "state": PENDING, "not_before": iso(later), "last_detail": outcome.detail}, None, outcome.detail
         return final(FAILED, at, attempts), FAILED, f"{outcome.detail} (temporary, gave up after {attempts} attempts)"
-    return final(outcome.status, at, attempts), outcome.status, outcome.detail
+    said = {SENT: f"attempt {attempts}", FAILED: f"permanent, attempt {attempts}"}.get(outcome.status)
+    return final(outcome.status, at, attempts), outcome.status, f"{outcome.detail} ({said})" if said else outcome.detail

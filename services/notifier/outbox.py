@@ -290,8 +290,8 @@ class Outbox(Service):
                 return
             consent = step.table(CONSENTS).get(recipient_key(record["request"]["recipient"]))
             if delivery.opted_out(consent):
-                refused = Outcome("failed", f"not sent: the recipient opted out ({consent['keyword']})")
-                self._settled(step, attempts.claimed(record, moment), refused, moment)
+                deliveries[request_id] = attempts.final(attempts.FAILED, moment, record["attempts"])
+                self.receipt(step, record["request"], attempts.FAILED, f"not sent: the recipient opted out ({consent['keyword']})", moment)
                 return
             deliveries[request_id] = attempts.claimed(record, moment)
             claim.won = True

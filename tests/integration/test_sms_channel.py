@@ -221,7 +221,7 @@ async def test_an_unsubscribed_recipient_is_a_permanent_failure_and_is_not_tried
     first, second = (f"T-AAAAAAAA.test.{message_sid()}" for _ in range(2))
     await request_sms(kafka, number, first)
     receipt = await receipt_of(kafka, first)
-    assert receipt.type == "notify.failed" and "error 21610" in receipt.data["detail"] and "(permanent)" in receipt.data["detail"]
+    assert receipt.type == "notify.failed" and "error 21610" in receipt.data["detail"] and "(permanent, attempt 1)" in receipt.data["detail"]
     assert len([r for r in twilio_api.requests if r["To"] == number]) == 1
 
     await request_sms(kafka, number, second)

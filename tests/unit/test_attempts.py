@@ -37,8 +37,9 @@ def test_the_backoff_is_capped():
 def test_sent_failed_and_in_doubt_are_final_and_remembered():
     for status in ("sent", "failed", "in_doubt"):
         record = attempts.claimed(attempts.pending(REQUEST, None), NOW)
-        after, receipt, _ = attempts.finished(record, Outcome(status, "detail"), NOW, POLICY)
+        after, receipt, detail = attempts.finished(record, Outcome(status, "detail"), NOW, POLICY)
         assert (after["state"], receipt) == (status, status)
+        assert detail == {"sent": "detail (attempt 1)", "failed": "detail (permanent, attempt 1)", "in_doubt": "detail"}[status]
         assert attempts.known(after) and not attempts.is_pending(after) and not attempts.is_claimed(after)
 
 
