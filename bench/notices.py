@@ -1,7 +1,7 @@
 """How fast an outage notice reaches its audience: notices per second from an
 incident's declaration (the 201 of `POST /api/incidents`) until the far ends, a local
 SMTP server (aiosmtpd) and the Twilio stand-in, hold one message per affected
-customer, with the notifier's rate limits off (NOTIFIER_RATES=""); and the time to the
+customer, with the notifier's rate limits off (NOTIFIER_RATES="off"); and the time to the
 first of them (the fan-out's latency). Against the ceiling, a bare loop in this
 process that hands the same messages to the same senders (`SmtpPool.deliver`,
 `TwilioSender.deliver`, the text composed per message as `Channels.send` does) with
@@ -226,12 +226,17 @@ async def notifier_round(api: IncidentApi, rows: SubscriptionRows, smtp: SmtpCap
         raise RuntimeError(f"declaring answered {status}: {answer}")
     timeout = max(120.0, count / 20)
     first = last = None
-    arrived = 0
+    arrived, gap, progressed = 0, 0.0, declared
     while arrived < count and time.perf_counter() - declared < timeout:
         await asyncio.sleep(POLL_SECONDS)
+        now, was = time.perf_counter(), arrived
         arrived = len(smtp.messages) + len(twilio.messages) - before
         if arrived and first is None:
-            first = time.perf_counter()
+            first = now
+        if arrived > was:
+            if first != now:
+                gap = max(gap, now - progressed)  # the longest stall after the first notice
+            progressed = now
     last = time.perf_counter()
     cpu.stop()
     await quiet([cpu.pids["notifier"], cpu.pids["broker"]])  # late duplicates, if any, arrive meanwhile
@@ -239,7 +244,7 @@ async def notifier_round(api: IncidentApi, rows: SubscriptionRows, smtp: SmtpCap
     seconds = last - declared
     return {"subject": "notifier", "messages": count, "arrived": arrived, "seconds": seconds,
             "per_s": arrived / seconds, "first_ms": None if first is None else (first - declared) * 1000,
-            "cpu_s": cpu.spent, "problems": exactly_once(counts, people), "timed_out": arrived < count}
+            "longest_stall_s": round(gap, 2), "cpu_s": cpu.spent, "problems": exactly_once(counts, people), "timed_out": arrived < count}
 
 
 # --- the ceiling: the same senders, no Kafka -----------------------------------------------
@@ -324,7 +329,9 @@ class BareLoop:
         arrived = sum(counts.values())
         seconds = last - started
         return {"subject": "bare", "messages": count, "arrived": arrived, "seconds": seconds, "per_s": count / seconds,
-                "first_ms": (min(done) - started) * 1000 if done else None, "cpu_s": cpu.spent, "problems": problems,
+                "first_ms": (min(done) - started) * 1000 if done else None,
+                "longest_stall_s": round(max((b - a for a, b in zip(sorted(done), sorted(done)[1:])), default=0.0), 2),
+                "cpu_s": cpu.spent, "problems": problems,
                 "timed_out": False}
 
 
@@ -365,7 +372,8 @@ def print_row(r: dict[str, Any]) -> None:
     first = f"{r['first_ms']:.0f}" if r["first_ms"] is not None else "-"
     check = "yes" if not r["problems"] else "NO"
     print(f"{r['round']:>5}  {r['subject']:<8}  {r['arrived']:>5}/{r['messages']:<5}  {r['seconds']:>7.2f}  {r['per_s']:>7.0f}  "
-          f"{first:>8}  {cpu['notifier']:>6.2f} {cpu['broker']:>6.2f} {cpu['bench']:>6.2f}  {check}", flush=True)
+          f"{first:>8}  {r['longest_stall_s']:>8.2f}  {cpu['notifier']:>6.2f} {cpu['broker']:>6.2f} {cpu['bench']:>6.2f}  {check}",
+          flush=True)
     if r["problems"]:
         print(f"       !!! {r['subject']} round {r['round']}: NOT exactly one message per recipient: "
               f"{json.dumps(r['problems'])}", flush=True)
@@ -389,6 +397,7 @@ def summary(measured: dict[str, Any], memory: dict[str, float], args: argparse.N
         "notifier_per_s": round(median("notifier", "per_s")),
         "notifier_to_bare": round(median("notifier", "per_s") / median("bare", "per_s"), 3),
         "notifier_first_ms": round(median("notifier", "first_ms"), 1),
+        "notifier_longest_stall_s": max(r["longest_stall_s"] for r in by["notifier"]),
         "bare_first_ms": round(median("bare", "first_ms"), 1),
         "notifier_cpu_s_per_1000": round(cpu("notifier", "notifier") / args.customers * 1000, 2),
         "broker_cpu_s_per_1000": round(cpu("notifier", "broker") / args.customers * 1000, 2),
@@ -415,7 +424,7 @@ def main() -> None:
                 broker.bootstrap, work, LOG_LEVEL="warning",
                 SMTP_HOST=smtp.host, SMTP_PORT=str(smtp.port), SMTP_STARTTLS="false", MAIL_FROM=SUPPORT,
                 TWILIO_ACCOUNT_SID=twilio.account_sid, TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_SMS_FROM=SUPPORT_NUMBER,
-                TWILIO_API_URL=twilio.url, NOTIFIER_RATES="", NOTIFIER_QUIET_HOURS="off", NOTIFIER_OPS_TOKEN=OPS_TOKEN,
+                TWILIO_API_URL=twilio.url, NOTIFIER_RATES="off", NOTIFIER_QUIET_HOURS="off", NOTIFIER_OPS_TOKEN=OPS_TOKEN,
                 NOTIFIER_CONCURRENCY=str(args.concurrency),
             )
             env["NOTIFIER_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}"
@@ -426,7 +435,7 @@ def main() -> None:
                 broker_process = getattr(broker, "_process", None)
                 print(f"notifier pid {notifier.process.pid}, log {notifier.log_path}; {args.customers} customers a round, "
                       f"concurrency {args.concurrency}, {os.cpu_count()} CPUs", file=sys.stderr, flush=True)
-                print("round  subject   arrived      seconds    per_s  first_ms  cpu_s: notifier broker bench  exactly_once")
+                print("round  subject   arrived      seconds    per_s  first_ms  stall_s  cpu_s: notifier broker bench  exactly_once")
                 measured = asyncio.run(measure(notifier, broker_process.pid if broker_process else None, broker.bootstrap,
                                                smtp, twilio, env, args.customers, args.rounds, args.concurrency))
                 memory = memory_mb(notifier.process.pid)
@@ -440,7 +449,10 @@ def main() -> None:
                   f"notifier RSS {memory.get('VmRSS')} MB (peak {memory.get('VmHWM')} MB)")
             if not result["exactly_once"]:
                 print("!!! NOT EVERY RECIPIENT GOT EXACTLY ONE MESSAGE: see problems", flush=True)
-                print(notifier.log_tail(20))
+            complaints = [line for line in notifier.log_path.read_text(errors="replace").splitlines()
+                          if any(f'"level":"{level}"' in line for level in ("warning", "error", "critical")) or "Traceback" in line]
+            if complaints:
+                print(f"the notifier logged {len(complaints)} warnings or errors; the last ones:", *complaints[-8:], sep="\n  ")
             print(json.dumps(result))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -117,6 +117,7 @@ def up() -> None:
         asyncio.run(ensure_topics(KafkaSettings.from_env(env)))
         env.setdefault("CHAT_SESSION_SECRET", local_secret(data_dir(), "chat-session-secret"))
         env.setdefault("ROUTER_SESSION_SECRET", local_secret(data_dir(), "console-session-secret"))
+        env.setdefault("NOTIFIER_OPS_TOKEN", local_secret(data_dir(), "ops-token"))
         for name in SERVICES:
             processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "deskstream.cli", "run", name], env=env, preexec_fn=die_with_parent
@@ -131,7 +132,8 @@ def up() -> None:
             f"  Twilio SMS webhook http://{host}:{port['intake']}/webhooks/twilio/sms ({sms_webhook})\n"
             f"  agent console      http://{host}:{port['router']}/console (seeded agents: password demo-<id>-2026)\n"
             f"  agent API          http://{host}:{port['router']}/api/openapi.json\n"
-            f"  notifier           http://{host}:{port['notifier']}/healthz\n"
+            f"  incident API       http://{host}:{port['notifier']}/api/incidents (deskstream incident ...; "
+            f"export NOTIFIER_OPS_TOKEN=$(cat {data_dir() / 'ops-token'}))\n"
             f"  support figures    http://{host}:{port['feedback']}/api/figures/daily\n"
             f"  health / metrics   /healthz, /readyz and /metrics on each port\n"
             f"  Kafka              {env['KAFKA_BOOTSTRAP_SERVERS']}\n"

@@ -102,7 +102,7 @@ def pipeline_services(kafka: KafkaCluster, topics: None, dovecot, smtp_server, t
         SMTP_HOST=smtp_server.host, SMTP_PORT=str(smtp_server.port), SMTP_STARTTLS="false", MAIL_FROM=SUPPORT_ADDRESS,
         MAIL_FROM_NAME="Soporte", MAIL_MESSAGE_ID_DOMAIN="deskstream.test",
         TWILIO_ACCOUNT_SID=twilio_api.account_sid, TWILIO_AUTH_TOKEN=twilio_api.auth_token, TWILIO_SMS_FROM=SUPPORT_NUMBER,
-        TWILIO_API_URL=twilio_api.url, NOTIFIER_BACKOFF_SECONDS="0.05", NOTIFIER_QUIET_HOURS="off", NOTIFIER_RATES="",
+        TWILIO_API_URL=twilio_api.url, NOTIFIER_BACKOFF_SECONDS="0.05", NOTIFIER_QUIET_HOURS="off", NOTIFIER_RATES="off",
         NOTIFIER_OPS_TOKEN=OPS_TOKEN,
     )
     env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['INTAKE_HTTP_PORT']}"

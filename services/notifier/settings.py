@@ -120,7 +120,8 @@ class NotifierSettings:
                 overrides=env_str(env, "NOTIFIER_QUIET_OVERRIDES", "P1,reply"),
                 default_timezone=default_timezone,
             )
-            rates = parse_rates(env_str(env, "NOTIFIER_RATES", "sms=10,whatsapp=20,email=50"))
+            rates_spec = env_str(env, "NOTIFIER_RATES", "sms=10,whatsapp=20,email=50")
+            rates = {} if rates_spec.lower() == "off" else parse_rates(rates_spec)
         except (QuietHoursError, ValueError) as error:
             raise SettingsError(str(error)) from None
         token = env_secret(env, "NOTIFIER_OPS_TOKEN")

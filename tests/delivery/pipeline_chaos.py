@@ -34,7 +34,7 @@ from deskstream.events import Event
 from deskstream.localkafka import LocalKafka, free_port
 from deskstream.settings import KafkaSettings
 from deskstream.topics import (
-    CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, ROUTER_DISPATCH, TICKETS_EVENTS, changelog_topic,
+    CHAT_OUTBOUND, DEADLETTER, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, ROUTER_DISPATCH, SURGE_WATCH, TICKETS_EVENTS, changelog_topic,
     ensure_topics,
 )
 from services.intake import chat, web
@@ -97,6 +97,7 @@ class Expected:
             expected.ids[NOTIFY_REQUESTS][f"{ticket_id}.ack"] += 1
             expected.ids[CHAT_OUTBOUND][f"{ticket_id}.ack"] += 1
             expected.ids[NOTIFY_RECEIPTS][f"{ticket_id}.ack.sent"] += 1
+            expected.ids[SURGE_WATCH][f"{ticket_id}.counted"] += 1
         return expected
 
 
@@ -215,7 +216,7 @@ async def compare(bootstrap: str, expected: Expected, report: Report) -> None:
             errors.append(f"router tickets[{ticket_id}] = {ticket}")
         if ticket_id not in contacts:
             errors.append(f"notifier contacts[{ticket_id}] missing")
-        if deliveries.get(f"{ticket_id}.ack") != {"status": "sent"}:
+        if (deliveries.get(f"{ticket_id}.ack") or {}).get("state") != "sent":
             errors.append(f"notifier deliveries[{ticket_id}.ack] = {deliveries.get(f'{ticket_id}.ack')}")
         fact = facts.get(ticket_id) or {}
         if not {"created_at", "priority", "assigned_at"} <= set(fact):

@@ -293,22 +293,31 @@ async def test_a_surge_of_tickets_is_reported_to_ops_once_and_never_to_customers
     assert len(bodies) == len(tickets) and all("T-SVRGE" in body for body in bodies)
 
 
-async def test_a_new_ticket_about_an_active_incident_is_answered_with_its_status_and_hears_of_its_resolution(outage: Outage):
+async def wait_messages(outage: Outage, number: str, count: int, timeout: float = 30) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while len(outage.twilio.sent_to(number)) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return outage.twilio.sent_to(number)
+
+
+async def test_open_tickets_and_new_ones_hear_of_an_incident_and_of_its_resolution(outage: Outage):
+    await publish(outage, TICKETS_EVENTS, "T-EARLYAAA", *sms_ticket("T-EARLYAAA", "+34655000888", "network"))
+    [early_ack] = await wait_messages(outage, "+34655000888", 1)
+    assert "fibra-sur" not in early_ack.body
     incident = await outage.declare("fibra-sur", region="ES", skill="network", expected_fix_at="2099-01-01T18:00:00Z")
+    messages = await wait_messages(outage, "+34655000888", 2)
+    assert len(messages) == 2 and "fibra-sur" in messages[1].body and "Se ha cortado un cable de fibra." in messages[1].body
     await asyncio.sleep(2)  # the incident reaches the acknowledgements hop's replica
     await publish(outage, TICKETS_EVENTS, "T-LINKEDAA", *sms_ticket("T-LINKEDAA", "+34655000999", "network"))
-    deadline = time.monotonic() + 30
-    while not outage.twilio.sent_to("+34655000999") and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    [acknowledgement] = outage.twilio.sent_to("+34655000999")
+    [acknowledgement] = await wait_messages(outage, "+34655000999", 1)
     assert "T-LINKEDAA" in acknowledgement.body and "fibra-sur" in acknowledgement.body
     linked = [e for e in await read_topic(outage.kafka.bootstrap, INCIDENTS_EVENTS, settle_ms=500) if e.type == "incident.ticket_linked"]
     assert [(e.data["incident_id"], e.data["ticket_id"]) for e in linked] == [(incident, "T-LINKEDAA")]
 
     status, answer = await outage.api("POST", f"/api/incidents/{incident}/resolve", {"message": {"es": "Cable reparado."}})
     assert status == 202, answer
-    deadline = time.monotonic() + 30
-    while len(outage.twilio.sent_to("+34655000999")) < 2 and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    messages = outage.twilio.sent_to("+34655000999")
-    assert len(messages) == 2 and "Cable reparado." in messages[1].body
+    for number, before in (("+34655000999", 1), ("+34655000888", 2)):
+        messages = await wait_messages(outage, number, before + 1)
+        assert len(messages) == before + 1 and "Cable reparado." in messages[-1].body, number
+    await asyncio.sleep(2)
+    assert (len(outage.twilio.sent_to("+34655000999")), len(outage.twilio.sent_to("+34655000888"))) == (2, 3)

@@ -76,3 +76,19 @@ def test_the_console_makes_its_own_session_secret_when_none_is_set_and_refuses_a
     assert ConsoleSettings.from_env({"ROUTER_SESSION_SECRET": "k" * 32}).session_secret == "k" * 32
     with pytest.raises(SettingsError, match="ROUTER_SESSION_SECRET must be at least 32"):
         ConsoleSettings.from_env({"ROUTER_SESSION_SECRET": "short"})
+
+
+def test_the_notifier_s_outbox_settings_have_safe_defaults_and_refuse_what_cannot_work():
+    from services.notifier.settings import NotifierSettings
+
+    settings = NotifierSettings.from_env({})
+    assert settings.rates == {"sms": 10.0, "whatsapp": 20.0, "email": 50.0}
+    assert settings.quiet_hours is not None and settings.quiet_hours.overrides == frozenset({"P1", "reply"})
+    assert settings.ops_tokens == frozenset() and settings.retry.max_attempts == 4
+    assert NotifierSettings.from_env({"NOTIFIER_QUIET_HOURS": "off"}).quiet_hours is None
+    assert NotifierSettings.from_env({"NOTIFIER_RATES": "off"}).rates == {}
+    assert NotifierSettings.from_env({"NOTIFIER_RATES": "sms=2"}).rates == {"sms": 2.0}
+    for bad in ({"NOTIFIER_QUIET_HOURS": "late-early"}, {"NOTIFIER_RATES": "sms=-1"}, {"NOTIFIER_OPS_TOKEN": "short"},
+                {"NOTIFIER_DEFAULT_TIMEZONE": "Mars/Olympus"}):
+        with pytest.raises(SettingsError):
+            NotifierSettings.from_env(bad)
