@@ -69,6 +69,7 @@ bench: venv kafka-fetch system-test-deps
 	PYTHONPATH=. $(BIN)/python -m bench.mail_intake
 	PYTHONPATH=. $(BIN)/python -m bench.sms_webhook
 	PYTHONPATH=. $(BIN)/python -m bench.routing
+	PYTHONPATH=. $(BIN)/python -m bench.notices
 
 clean:
 	rm -rf .data .pytest_cache

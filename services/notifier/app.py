@@ -145,8 +145,22 @@ def follow_incidents(event: Event, step: Step) -> None:
             step.table("audience")[incidents.audience_key(data["incident_id"], data["recipient"])] = {**who, "told": told}
     elif event.type == "subscription.added":
         step.table("subscriptions")[subscription_key(data)] = data
+        tell_new_subscriber(step, data)
     elif event.type == "subscription.removed":
         del step.table("subscriptions")[subscription_key(data)]
+
+
+def tell_new_subscriber(step: Step, subscription: dict) -> None:
+    """A customer who subscribes during an outage hears its status at once. This also
+    catches a subscription that the incident's fan-out ran too early to see (it was
+    still on its way through this hop): the notice has the fan-out's request id, so a
+    customer both reach gets it once."""
+    known = {i["incident_id"]: i for i in [*incidents_replica.values(), *step.table("incidents").values()]}
+    for incident in known.values():
+        if incident["status"] == incidents.ACTIVE and incidents.subscribed(incident, subscription):
+            who = incidents.member(subscription["recipient"], subscription["language"], subscription.get("name"),
+                                   subscription.get("timezone"))
+            fanout.tell(step, incident, [who], remember=False)  # a subscriber hears of every update anyway
 
 
 def subscription_key(data: dict) -> str:

@@ -75,15 +75,21 @@ class Fanout(Service):
             incident = step.table(INCIDENTS).get(incident_id)
             if incident is None or incident["fanout"]["update_id"] != update_id:
                 return  # a newer update took over
-            audience = step.table(AUDIENCE)
-            for who in chunk:
-                request = incident_data.notice(incident, who)
-                key = recipient_key(who["recipient"])
-                step.emit(NOTIFY_REQUESTS, key, self.pipeline.event("notify.requested", request["request_id"], request,
-                                                                   request.get("ticket_id")))
-                audience[incident_data.audience_key(incident_id, who["recipient"])] = {**who, "told": update_id}
+            self.tell(step, incident, chunk)
 
         return work
+
+    def tell(self, step: Step, incident: dict[str, Any], audience: list[dict[str, Any]], *, remember: bool = True) -> None:
+        """Request the incident's latest notice for each of `audience`, and remember them
+        as told (`remember`: `step` writes the incident's own partition)."""
+        told = step.table(AUDIENCE)
+        update_id = incident_data.latest(incident)["update_id"]
+        for who in audience:
+            request = incident_data.notice(incident, who)
+            step.emit(NOTIFY_REQUESTS, recipient_key(who["recipient"]),
+                      self.pipeline.event("notify.requested", request["request_id"], request, request.get("ticket_id")))
+            if remember:
+                told[incident_data.audience_key(incident["incident_id"], who["recipient"])] = {**who, "told": update_id}
 
     def _done(self, incident_id: str, update_id: str, count: int) -> Any:
         def work(step: Step) -> None:

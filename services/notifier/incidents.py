@@ -62,7 +62,11 @@ def latest(incident: dict[str, Any]) -> dict[str, Any]:
 
 
 def affects(incident: dict[str, Any], *, skill: str | None, region: str | None) -> bool:
-    """Whether a ticket of this skill from this region is about the incident."""
+    """Whether a ticket of this skill from this region is about the incident. Tickets
+    say nothing of services: an incident that names neither a skill nor a region is for
+    its service's subscribers only."""
+    if not incident.get("skill") and not incident.get("region"):
+        return False
     if incident.get("skill") and incident["skill"] != skill:
         return False
     return not incident.get("region") or incident["region"] == region

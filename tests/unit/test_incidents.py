@@ -57,8 +57,10 @@ def test_a_ticket_is_affected_when_its_skill_and_its_phone_s_country_match():
     assert not incidents.affects(incident, skill="billing", region="ES")
     assert not incidents.affects(incident, skill="network", region="MX")
     assert not incidents.affects(incident, skill="network", region=None)
-    anywhere = incidents.fold(None, "incident.declared", {**DECLARED, "region": None, "skill": None})
-    assert incidents.affects(anywhere, skill="billing", region=None)
+    anywhere = incidents.fold(None, "incident.declared", {**DECLARED, "region": None})
+    assert incidents.affects(anywhere, skill="network", region=None)
+    service_only = incidents.fold(None, "incident.declared", {**DECLARED, "region": None, "skill": None})
+    assert not incidents.affects(service_only, skill="network", region="ES")
 
 
 def test_the_audience_is_everyone_told_before_the_open_matching_tickets_and_the_subscribers_each_once():
