@@ -241,6 +241,14 @@ async def test_an_update_during_the_send_reaches_everyone_once_and_replaces_the_
         assert sorted(statuses) in (["sent", "sent"], ["sent", "superseded"]), (key, statuses)
     replaced = sum("superseded" in s for s in told.values())
     assert 0 < replaced < len(people), f"{replaced} first notices replaced: the update did not land mid-send"
+    # the progress of the notice is in the worker's metrics, receipt for receipt
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{outage.notifier.url}/metrics") as response:
+            metrics = await response.text()
+    for status in ("sent", "superseded"):
+        line = f'deskstream_notifier_incident_notices_total{{incident_id="{incident}",status="{status}"}}'
+        counted = next(float(row.split()[-1]) for row in metrics.splitlines() if row.startswith(line))
+        assert counted == sum(s.count(status) for s in told.values()), (status, counted)
     updates = outage.delivered("Technicians are on site.") + outage.delivered("Hay técnicos en el lugar.")
     notices = outage.delivered("movil-norte")
     for key, statuses in told.items():
