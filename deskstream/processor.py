@@ -268,18 +268,23 @@ class Processor(Service):
             except KafkaError as error:
                 log.warning("transaction failed; partition restarts from its last commit",
                             extra={"processor": self.name, "partition": partition, "error": repr(error)})
-                await self._recover(tp)
+                try:
+                    await self._recover(tp)
+                except Exception as failure:  # as when a batch's recovery fails: the worker exits and restarts
+                    log.error("partition not taken again; the worker stops", extra={"processor": self.name, "error": repr(failure)})
+                    await self.crash(failure)
                 return False
             self._applied(store, changes)
             return True
 
     async def _leaving(self, partitions: list[int]) -> None:
-        for partition in partitions:
-            for hook in self._leaving_hooks:
-                try:
-                    await hook(partition)
-                except Exception:
-                    log.exception("partition-leaving hook failed", extra={"processor": self.name, "partition": partition})
+        """Every hook for every partition at once: their waits overlap rather than add up
+        (a rebalance must finish within the rebalance timeout, a stop within the grace)."""
+        calls = [(partition, hook(partition)) for partition in partitions for hook in self._leaving_hooks]
+        outcomes = await asyncio.gather(*(call for _, call in calls), return_exceptions=True)
+        for (partition, _), outcome in zip(calls, outcomes):
+            if isinstance(outcome, Exception):
+                log.error("partition-leaving hook failed", exc_info=outcome, extra={"processor": self.name, "partition": partition})
 
     def ready(self) -> bool:
         """Joined, assigned, and every assigned partition's state restored."""

@@ -141,8 +141,11 @@ def follow_incidents(event: Event, step: Step) -> None:
         incident = step.table("incidents").get(data["incident_id"])
         if incident is not None:
             who = incidents.member(data["recipient"], data["language"], data.get("name"), data.get("timezone"), data["ticket_id"])
-            told = incidents.latest(incident)["update_id"]
-            step.table("audience")[incidents.audience_key(data["incident_id"], data["recipient"])] = {**who, "told": told}
+            if data.get("update_id") in (None, incidents.latest(incident)["update_id"]):
+                told = incidents.latest(incident)["update_id"]
+                step.table("audience")[incidents.audience_key(data["incident_id"], data["recipient"])] = {**who, "told": told}
+            else:  # the acknowledgement told an older state (its copy of the incident lagged): tell the latest
+                fanout.tell(step, incident, [who])
     elif event.type == "subscription.added":
         step.table("subscriptions")[subscription_key(data)] = data
         tell_new_subscriber(step, data)

@@ -13,6 +13,7 @@ final only its state is kept, so that a repeated request is still recognised.
 """
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,14 +75,19 @@ def not_before(record: dict[str, Any]) -> datetime | None:
     return parse(value) if value else None
 
 
-def claimed(record: dict[str, Any], at: datetime) -> dict[str, Any]:
-    return {**record, "state": SENDING, "attempts": record["attempts"] + 1, "claimed_at": iso(at)}
+def new_claim() -> str:
+    """A name for one claim: what settles a claim says which one it settles."""
+    return secrets.token_hex(8)
+
+
+def claimed(record: dict[str, Any], at: datetime, claim: str | None) -> dict[str, Any]:
+    return {**record, "state": SENDING, "attempts": record["attempts"] + 1, "claimed_at": iso(at), "claim": claim}
 
 
 def unclaimed(record: dict[str, Any]) -> dict[str, Any]:
     """A claim whose send certainly never started (its commit was not confirmed, so the
     sender held back): pending again, the attempt not counted."""
-    return {**record, "state": PENDING, "attempts": max(record["attempts"] - 1, 0)}
+    return {**record, "state": PENDING, "attempts": max(record["attempts"] - 1, 0), "claim": None}
 
 
 def finished(record: dict[str, Any], outcome: Outcome, at: datetime, policy: RetryPolicy) -> tuple[dict[str, Any], str | None, str]:

@@ -13,7 +13,7 @@ from services.notifier import delivery
 from services.notifier.email import compose
 from services.notifier.outcomes import Outcome
 from services.notifier.settings import NotifierSettings
-from services.notifier.smtp import SmtpPool
+from services.notifier.smtp import SmtpPool, SmtpPoolClosed
 from services.notifier.templates import render
 from services.notifier.twilio_sms import TwilioSender
 
@@ -47,7 +47,10 @@ class Channels:
             s = self.settings.smtp
             message = compose(request, text_of(request), from_address=s.from_address, from_name=s.from_name,
                               domain=s.message_id_domain)
-            return await self.smtp.deliver(message)
+            try:
+                return await self.smtp.deliver(message)
+            except SmtpPoolClosed:  # the worker is stopping: nothing went out
+                return Outcome("retry", "not sent: the notifier was stopping")
         if channel in delivery.PHONE_CHANNELS and self.twilio is not None and self.settings.twilio is not None:
             return await self.twilio.deliver(channel, request["recipient"]["address"], self._phone_text(request),
                                              delivery.status_callback_url(self.settings.twilio.public_base_url, request))

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 INCIDENTS, AUDIENCE = "incidents", "audience"
 CHUNK = 500
+RETRY_SECONDS = 5.0
 
 
 class Fanout(Service):
@@ -43,12 +44,11 @@ class Fanout(Service):
         self.processor = processor
         self.contacts = contacts
         self.subscriptions = subscriptions
-        self._running: dict[str, asyncio.Future[None]] = {}
         processor.on_partition_taken(self._taken)
 
     def updated(self, partition: int, incident_id: str) -> None:
         """An incident update was committed: tell its audience."""
-        self._running[incident_id] = asyncio.ensure_future(self._fan_out(partition, incident_id))
+        self.add_future(self._fan_out(partition, incident_id))
 
     def _taken(self, partition: int, store: Store) -> None:
         for incident_id, incident in store.tables[INCIDENTS].items():
@@ -60,7 +60,12 @@ class Fanout(Service):
         if incident is None or incident["fanout"]["done"]:
             return
         update_id = incident["fanout"]["update_id"]
-        await asyncio.gather(self.contacts.synced(), self.subscriptions.synced())
+        if not all(await asyncio.gather(self.contacts.synced(), self.subscriptions.synced())):
+            log.warning("replicas behind; the fan-out waits", extra={"incident_id": incident_id})
+            await asyncio.sleep(RETRY_SECONDS)
+            if self.processor.owns(partition):
+                self.updated(partition, incident_id)
+            return
         told = [row for key, row in self.processor.rows(partition, AUDIENCE).items() if key.startswith(f"{incident_id}|")]
         everyone = incident_data.audience(incident, self.contacts.values(), self.subscriptions.values(), told)
         log.info("incident fan-out", extra={"incident_id": incident_id, "update_id": update_id, "audience": len(everyone)})

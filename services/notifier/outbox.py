@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 DELIVERIES = "deliveries"
 CONSENTS = "consents"
 LEAVE_WAIT_SECONDS = 3.0  # a partition given up waits this long for its sends in flight
+CLOSE_WAIT_SECONDS = 2.0  # then the providers' connections get this long to say goodbye
 RECONCILE_RETRY_SECONDS = 5.0
 
 
@@ -107,13 +108,18 @@ class GroupCommit:
             def together(step: Step) -> None:
                 errors.extend(step.attempt(work) for work, _ in group)
 
-            committed = await self.processor.transact(self.partition, together)
-            for (_, future), error in itertools.zip_longest(group, errors):
-                if error is not None:  # a bug in that piece of work: it alone is left out
-                    log.error("outbox work failed", exc_info=error, extra={"partition": self.partition})
-                    future.set_exception(error)
-                else:
-                    future.set_result(committed)
+            committed = False
+            try:
+                committed = await self.processor.transact(self.partition, together)
+            finally:  # every caller hears back, whatever happened to the transaction
+                for (_, future), error in itertools.zip_longest(group, errors):
+                    if future.done():
+                        continue
+                    if error is not None:  # a bug in that piece of work: it alone is left out
+                        log.error("outbox work failed", exc_info=error, extra={"partition": self.partition})
+                        future.set_exception(error)
+                    else:
+                        future.set_result(committed)
 
 
 class Outbox(Service):
@@ -138,8 +144,12 @@ class Outbox(Service):
         self._in_flight: dict[int, set[asyncio.Future[Any]]] = defaultdict(set)
         self._groups: dict[int, GroupCommit] = {}
         self._leaving: set[int] = set()
-        self._unsent: set[str] = set()  # claims not known to be committed: never sent
-        self._unrecorded: dict[str, Outcome] = {}  # outcomes whose commit was not confirmed
+        # What this worker knows that the table may not say, per request: a claim whose
+        # commit was not confirmed (it held back: nothing was sent), an outcome whose
+        # commit was not confirmed. Each names its claim, and counts only for that claim.
+        self._unsent: dict[str, str] = {}
+        self._unrecorded: dict[str, tuple[str | None, Outcome]] = {}
+        self._settling: dict[str, asyncio.Future[None]] = {}
         registry = pipeline.metrics.registry
         self.notices = Counter("deskstream_notifier_messages", "Messages settled by the outbox",
                                ["channel", "reason", "status"], registry=registry)
@@ -156,17 +166,21 @@ class Outbox(Service):
     async def on_stop(self) -> None:
         """No new sends; the ones in flight record their outcome (the partitions are still
         this worker's: the hops stop after the outbox); then the providers' connections close."""
-        self._leaving.update(self._in_flight)
+        self._leaving.update(self._groups)
+        for task in list(self._settling.values()):
+            task.cancel()  # a claim left unsettled is settled by the next owner
         in_flight = [task for tasks in self._in_flight.values() for task in tasks]
         if in_flight:
             await asyncio.wait(in_flight, timeout=LEAVE_WAIT_SECONDS)
-        await self.channels.close()
+        try:
+            await asyncio.wait_for(self.channels.close(), CLOSE_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            log.warning("provider connections not closed in time")
 
     # -- what the deliveries hop and the processor tell it ----------------------------------
 
     def accepted(self, partition: int, request_id: str, not_before: datetime | None) -> None:
         """A request was committed as pending: send it when it is due."""
-        self._leaving.discard(partition)
         self._at((not_before or now()).timestamp(), partition, request_id)
 
     def _taken(self, partition: int, store: Store) -> None:
@@ -177,13 +191,14 @@ class Outbox(Service):
                 when = attempts.not_before(record)
                 self._at((when or now()).timestamp(), partition, request_id)
             elif attempts.is_claimed(record):
-                self._track(partition, self._settle(partition, request_id))
+                self._settle_later(partition, request_id)
 
     async def _leave(self, partition: int) -> None:
-        """Before the partition goes: no new sends, and the ones in flight record their outcome."""
+        """Before the partition goes: no new sends, and the ones in flight record their
+        outcome (when stopping, `on_stop` has waited for them already)."""
         self._leaving.add(partition)
         in_flight = self._in_flight.get(partition)
-        if in_flight:
+        if in_flight and not self.should_stop:
             await asyncio.wait(list(in_flight), timeout=LEAVE_WAIT_SECONDS)
         self._groups.pop(partition, None)
 
@@ -234,6 +249,9 @@ class Outbox(Service):
             partition, request_id = await lane.get()
             await self.limits.acquire(channel)
             await slots.acquire()
+            if self.should_stop:
+                slots.release()
+                return
             task = self._track(partition, self._deliver(partition, request_id))
             task.add_done_callback(lambda _: slots.release())
 
@@ -249,7 +267,7 @@ class Outbox(Service):
     async def _deliver(self, partition: int, request_id: str) -> None:
         record = self.processor.committed(partition, DELIVERIES, request_id)
         group = self._groups.get(partition)
-        if not attempts.is_pending(record) or partition in self._leaving or group is None:
+        if self.should_stop or not attempts.is_pending(record) or partition in self._leaving or group is None:
             return
         request = record["request"]
         moment = now()
@@ -257,17 +275,19 @@ class Outbox(Service):
         if pushed is not None:
             await group.run(self._push(request_id, pushed, moment))
             return
-        claim = _Claim()
-        if not await group.run(self._claim(request_id, moment, claim)):
-            self._unsent.add(request_id)
+        claim, won = attempts.new_claim(), _Won()
+        self._unsent[request_id] = claim  # should this claim turn up after all, it was not sent
+        if not await group.run(self._claim(request_id, moment, claim, won)):
             return
-        if claim.won:
-            try:
-                outcome = await self.channels.send(request)
-            except Exception as error:  # a bug, not the provider: settle it visibly rather than hold the claim
-                log.exception("send failed unexpectedly", extra={"request_id": request_id})
-                outcome = Outcome("failed", f"not sent: internal error {type(error).__name__}")
-            await self._record(partition, request_id, outcome)
+        del self._unsent[request_id]
+        if not won.value:
+            return
+        try:
+            outcome = await self.channels.send(request)
+        except Exception as error:  # a bug, not the provider: settle it visibly rather than hold the claim
+            log.exception("send failed unexpectedly", extra={"request_id": request_id})
+            outcome = Outcome("failed", f"not sent: internal error {type(error).__name__}")
+        await self._record(partition, request_id, claim, outcome)
 
     def _push(self, request_id: str, pushed: tuple[str, Event], moment: datetime) -> Work:
         def work(step: Step) -> None:
@@ -281,7 +301,7 @@ class Outbox(Service):
 
         return work
 
-    def _claim(self, request_id: str, moment: datetime, claim: "_Claim") -> Work:
+    def _claim(self, request_id: str, moment: datetime, claim: str, won: "_Won") -> Work:
         """Claim the request, unless it went meanwhile or its recipient opted out."""
         def work(step: Step) -> None:
             deliveries = step.table(DELIVERIES)
@@ -293,12 +313,15 @@ class Outbox(Service):
                 deliveries[request_id] = attempts.final(attempts.FAILED, moment, record["attempts"])
                 self.receipt(step, record["request"], attempts.FAILED, f"not sent: the recipient opted out ({consent['keyword']})", moment)
                 return
-            deliveries[request_id] = attempts.claimed(record, moment)
-            claim.won = True
+            deliveries[request_id] = attempts.claimed(record, moment, claim)
+            won.value = True
 
         return work
 
-    async def _record(self, partition: int, request_id: str, outcome: Outcome) -> None:
+    async def _record(self, partition: int, request_id: str, claim: str | None, outcome: Outcome) -> None:
+        """Commit what the attempt under `claim` came to (nothing, if that claim is no
+        longer the request's: someone settled it meanwhile)."""
+        self._unrecorded[request_id] = (claim, outcome)  # until committed: a settle after a failure uses it
         group = self._groups.get(partition)
         if group is None:
             return
@@ -307,21 +330,21 @@ class Outbox(Service):
 
         def work(step: Step) -> None:
             record = step.table(DELIVERIES).get(request_id)
-            if attempts.is_claimed(record):
+            if attempts.is_claimed(record) and record.get("claim") == claim:
                 later = self._settled(step, record, outcome, moment)
                 if later is not None:
                     again.append(later)
 
-        if not await group.run(work):
-            self._unrecorded[request_id] = outcome  # settled again from this when the partition is back
-        elif again:
-            self._at(again[0].timestamp(), partition, request_id)
+        if await group.run(work):
+            self._forget(request_id)
+            if again:
+                self._at(again[0].timestamp(), partition, request_id)
 
     def _settled(self, step: Step, record: dict[str, Any], outcome: Outcome, moment: datetime) -> datetime | None:
         """Write what an attempt came to and its receipt; the time of the next attempt, if any."""
         request = record["request"]
-        if record["state"] == attempts.PENDING:  # pushed without a claim, or refused before one
-            record = attempts.claimed(record, moment)
+        if record["state"] == attempts.PENDING:  # pushed without a claim
+            record = attempts.claimed(record, moment, None)
         after, status, detail = attempts.finished(record, outcome, moment, self.policy)
         step.table(DELIVERIES)[request["request_id"]] = after
         if self.recorded is not None:
@@ -344,48 +367,65 @@ class Outbox(Service):
 
     # -- claims left by a crash ---------------------------------------------------------------
 
+    def _settle_later(self, partition: int, request_id: str) -> None:
+        if request_id in self._settling:
+            return
+        task = asyncio.ensure_future(self._settle(partition, request_id))
+        self._settling[request_id] = task
+        task.add_done_callback(lambda _: self._settling.pop(request_id, None))
+        task.add_done_callback(_log_failure)
+
     async def _settle(self, partition: int, request_id: str) -> None:
-        """A claim without an outcome: find out whether the message went out."""
+        """A claim without an outcome: find out whether the message went out. Every step
+        names the claim it settles, so a claim settled meanwhile is left alone."""
         while not self.should_stop and self.processor.owns(partition) and partition not in self._leaving:
             record = self.processor.committed(partition, DELIVERIES, request_id)
             if not attempts.is_claimed(record):
+                self._forget(request_id)
                 return
-            claimed_at = attempts.parse(record["claimed_at"])
-            if request_id not in self._unsent and request_id not in self._unrecorded:
-                wait = (claimed_at + timedelta(seconds=self.channels.settle_delay(record["request"])) - now()).total_seconds()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+            claim, claimed_at = record.get("claim"), attempts.parse(record["claimed_at"])
+            mine = self._unrecorded.get(request_id)
             outcome: Outcome | None
-            if request_id in self._unsent:  # this worker held back when the claim's commit failed
+            if claim is not None and self._unsent.get(request_id) == claim:  # its commit failed; this worker held back
                 outcome = Outcome("retry", "the claim was not confirmed; nothing was sent")
-            elif request_id in self._unrecorded:  # this worker sent it; the outcome's commit failed
-                outcome = self._unrecorded.pop(request_id)
+            elif mine is not None and mine[0] == claim:  # this worker sent it; the outcome's commit failed
+                outcome = mine[1]
             else:
+                wait = (claimed_at + timedelta(seconds=self.channels.settle_delay(record["request"])) - now()).total_seconds()
+                if wait > 0:  # a send by a worker that just died may still land: look again after it
+                    await asyncio.sleep(min(wait, 1.0))
+                    continue
                 outcome = await self.channels.find(record["request"], claimed_at)
-            if outcome is None:
-                await asyncio.sleep(RECONCILE_RETRY_SECONDS)
-                continue
+                if outcome is None:
+                    await asyncio.sleep(RECONCILE_RETRY_SECONDS)
+                    continue
+            group = self._groups.get(partition)
+            if group is None:
+                return
             if outcome.status == "retry":  # certainly not sent: pending again, the attempt not counted
-                group = self._groups.get(partition)
-                if group is not None and await group.run(self._unclaim(request_id)):
-                    self._unsent.discard(request_id)
+                if await group.run(self._unclaim(request_id, claim)):
+                    self._forget(request_id)
                     self._at(time.time(), partition, request_id)
                 return
-            await self._record(partition, request_id, outcome)
+            await self._record(partition, request_id, claim, outcome)
             return
 
-    def _unclaim(self, request_id: str) -> Work:
+    def _unclaim(self, request_id: str, claim: str | None) -> Work:
         def work(step: Step) -> None:
             deliveries = step.table(DELIVERIES)
             record = deliveries.get(request_id)
-            if attempts.is_claimed(record):
+            if attempts.is_claimed(record) and record.get("claim") == claim:
                 deliveries[request_id] = attempts.unclaimed(record)
 
         return work
 
+    def _forget(self, request_id: str) -> None:
+        self._unsent.pop(request_id, None)
+        self._unrecorded.pop(request_id, None)
 
-class _Claim:
-    won = False
+
+class _Won:
+    value = False
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

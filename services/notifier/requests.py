@@ -81,8 +81,8 @@ def acknowledgement(classified: dict[str, Any], contact: dict[str, Any], inciden
 
 def linked(incident: dict[str, Any], contact: dict[str, Any], at: str) -> dict[str, Any]:
     """The `incident.ticket_linked` data: the ticket's customer now hears of the incident."""
-    linked = {"incident_id": incident["incident_id"], "ticket_id": contact["ticket_id"], "recipient": contact["reply_to"],
-              "language": contact["language"], "linked_at": at}
+    linked = {"incident_id": incident["incident_id"], "update_id": incidents.latest(incident)["update_id"],
+              "ticket_id": contact["ticket_id"], "recipient": contact["reply_to"], "language": contact["language"], "linked_at": at}
     for field in ("name", "timezone"):  # so that the updates greet them and state times as their acknowledgement did
         if contact.get(field):
             linked[field] = contact[field]

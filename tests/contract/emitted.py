@@ -452,7 +452,7 @@ def settled_after_a_crash(clock: Clock, request: dict[str, Any], name: str) -> E
     """services/notifier/outbox.py Outbox._settle: a claim found without an outcome after a
     restart; Channels.find cannot ask an SMTP server, so the e-mail is in doubt."""
     claimed_at = datetime.fromisoformat(clock().replace("Z", "+00:00"))
-    record = attempts.claimed(attempts.pending(request, None), claimed_at)
+    record = attempts.claimed(attempts.pending(request, None), claimed_at, "example-claim")
     outcome = asyncio.run(Channels(None, None, None, None).find(request, claimed_at))  # type: ignore[arg-type]
     moment = datetime.fromisoformat(clock().replace("Z", "+00:00"))
     _, status, detail = attempts.finished(record, outcome, moment, RETRY)
@@ -465,7 +465,7 @@ def sent_by_email(clock: Clock, request: dict[str, Any], name: str) -> Emitted:
     SmtpPool.deliver gives when the server takes the message (its Message-ID is the
     receipt's provider_message_id)."""
     moment = datetime.fromisoformat(clock().replace("Z", "+00:00"))
-    record = attempts.claimed(attempts.pending(request, None), moment)
+    record = attempts.claimed(attempts.pending(request, None), moment, None)
     message = compose(request, text_of(request), from_address="support@example.com", from_name="Support", domain="example.com")
     message_id = message["Message-ID"]
     outcome = Outcome.sent(f"SMTP accepted {message_id}: {brief('2.0.0 Ok: queued as 4Xb2Lm0kQz', 100)}", message_id)
