@@ -180,14 +180,9 @@ def watch_for_surges(counted: Event, step: Step) -> None:
         state, surge = surges.observe(table.get(key), data["ticket_id"], at, settings.surge)
         table[key] = state
         if surge:
-            dimension, value = key.split(":", 1)
-            suspicion_id = f"surge.{key}.{surge[0]}"
-            suspected = {
-                "suspicion_id": suspicion_id, "dimension": dimension, "value": value, "ticket_ids": surge,
-                "count": len(surge), "window_minutes": settings.surge.window_seconds / 60,
-                "first_at": attempts.iso(attempts.parse(surges.window_start(state) or data["at"])), "detected_at": utcnow(),
-            }
-            step.emit(INCIDENTS_EVENTS, suspicion_id, pipeline.event("incident.suspected", suspicion_id, suspected))
+            suspected = surges.suspicion(key, surge, state, settings.surge, utcnow())
+            step.emit(INCIDENTS_EVENTS, suspected["suspicion_id"],
+                      pipeline.event("incident.suspected", suspected["suspicion_id"], suspected))
 
 
 outbox = Outbox(pipeline, pipeline.processors["deliveries"], Channels(pipeline, settings, smtp, twilio),

@@ -89,3 +89,20 @@ def window_start(state: dict[str, Any]) -> str | None:
     """The ISO time of the oldest ticket kept, the `first_at` of a surge report."""
     entries = state.get("entries") or []
     return entries[0]["at"] if entries else None
+
+
+def suspicion(key: str, ticket_ids: list[str], state: dict[str, Any], rule: SurgeRule, detected_at: str) -> dict[str, Any]:
+    """The `incident.suspected` data of a surge `observe` reported for `key`."""
+    dimension, value = key.split(":", 1)
+    first = window_start(state) or detected_at
+    return {
+        "suspicion_id": f"surge.{key}.{ticket_ids[0]}",
+        "dimension": dimension,
+        "value": value,
+        "ticket_ids": ticket_ids,
+        "count": len(ticket_ids),
+        "window_minutes": rule.window_seconds / 60,
+        "first_at": datetime.datetime.fromisoformat(first.replace("Z", "+00:00")).astimezone(datetime.timezone.utc)
+        .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "detected_at": detected_at,
+    }

@@ -436,15 +436,9 @@ def watch_for_surges(clock: Clock, table: dict[str, Any], data: dict[str, Any], 
         state, surge = surges.observe(table.get(key), data["ticket_id"], at, SURGE_RULE)
         table[key] = state
         if surge:
-            dimension, value = key.split(":", 1)
-            suspicion_id = f"surge.{key}.{surge[0]}"
-            suspected = {
-                "suspicion_id": suspicion_id, "dimension": dimension, "value": value, "ticket_ids": surge,
-                "count": len(surge), "window_minutes": SURGE_RULE.window_seconds / 60,
-                "first_at": surges.window_start(state), "detected_at": clock(),
-            }
-            out.append(Emitted(f"{name}-{dimension}", INCIDENTS_EVENTS, suspicion_id,
-                               pipeline_event("notifier", "incident.suspected", suspicion_id, suspected, None, suspected["detected_at"])))
+            suspected = surges.suspicion(key, surge, state, SURGE_RULE, clock())
+            out.append(Emitted(f"{name}-{suspected['dimension']}", INCIDENTS_EVENTS, suspected["suspicion_id"], pipeline_event(
+                "notifier", "incident.suspected", suspected["suspicion_id"], suspected, None, suspected["detected_at"])))
     return out
 
 

@@ -7,7 +7,7 @@ import datetime
 import orjson
 import pytest
 
-from services.notifier.surges import SurgeRule, observe, surge_keys, window_start
+from services.notifier.surges import SurgeRule, observe, surge_keys, suspicion, window_start
 
 RULE = SurgeRule(window_seconds=600, threshold=5)
 START = datetime.datetime(2026, 12, 2, 10, 0, tzinfo=datetime.timezone.utc)
@@ -169,3 +169,18 @@ def test_the_general_skill_is_not_watched_because_it_is_the_catch_all():
 ])
 def test_a_missing_skill_or_region_is_skipped(skill, region, keys):
     assert surge_keys(skill, region) == keys
+
+
+def test_a_surge_becomes_a_suspicion_for_ops_with_its_tickets_and_its_window():
+    from deskstream.contract import default_contract
+    from deskstream.events import Event
+
+    rule = SurgeRule(window_seconds=600, threshold=3)
+    state, fired = None, None
+    start = datetime.datetime(2026, 12, 2, 10, 0, tzinfo=datetime.timezone.utc)
+    for n, ticket_id in enumerate(["T-AAAAAAAA", "T-BBBBBBBB", "T-CCCCCCCC"]):
+        state, fired = observe(state, ticket_id, start + datetime.timedelta(minutes=n), rule)
+    data = suspicion("skill:network", fired, state, rule, "2026-12-02T10:02:05.000Z")
+    assert (data["suspicion_id"], data["dimension"], data["value"]) == ("surge.skill:network.T-AAAAAAAA", "skill", "network")
+    assert (data["count"], data["window_minutes"], data["first_at"]) == (3, 10.0, "2026-12-02T10:00:00.000Z")
+    default_contract().check(Event("incident.suspected", "deskstream/notifier", data["suspicion_id"], data))
