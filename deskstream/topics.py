@@ -37,6 +37,7 @@ NOTIFY_RECEIPTS = "notify.receipts"
 CHAT_OUTBOUND = "chat.outbound"
 ROUTER_DISPATCH = "router.dispatch"
 SURGE_WATCH = "notifier.surge_watch"
+FEEDBACK_SURVEYS = "feedback.surveys"
 DEADLETTER = "deadletter"
 
 _KEEP_WEEKS = {"retention.ms": str(4 * WEEK_MS)}
@@ -51,6 +52,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CHAT_OUTBOUND, "chat session id", "messages for chat sessions, pushed by intake", _KEEP_WEEKS),
     TopicSpec(ROUTER_DISPATCH, "the constant `dispatch`", "the router's own queue of decisions: one partition, one decider", _KEEP_WEEKS),
     TopicSpec(SURGE_WATCH, "the constant `surges`", "every new ticket's skill and region, counted by one surge watcher", _KEEP_WEEKS),
+    TopicSpec(FEEDBACK_SURVEYS, "customer id", "surveys that are due, decided per customer (one per period)", _KEEP_WEEKS),
     TopicSpec(DEADLETTER, "origin", "rejected input, its origin and the reason", {"retention.ms": str(8 * WEEK_MS)}),
 )
 
@@ -62,7 +64,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "intake": ("threads", "chat_outboxes"),
     "router": ("tickets", "agents", "customers", "handling", "conversations"),
     "notifier": ("contacts", "deliveries", "consents", "incidents", "audience", "subscriptions", "surges"),
-    "feedback": ("ticket_facts",),
+    "feedback": ("ticket_facts", "surveys", "customers"),
 }
 
 

@@ -103,10 +103,11 @@ def pipeline_services(kafka: KafkaCluster, topics: None, dovecot, smtp_server, t
         MAIL_FROM_NAME="Soporte", MAIL_MESSAGE_ID_DOMAIN="deskstream.test",
         TWILIO_ACCOUNT_SID=twilio_api.account_sid, TWILIO_AUTH_TOKEN=twilio_api.auth_token, TWILIO_SMS_FROM=SUPPORT_NUMBER,
         TWILIO_API_URL=twilio_api.url, NOTIFIER_BACKOFF_SECONDS="0.05", NOTIFIER_QUIET_HOURS="off", NOTIFIER_RATES="off",
-        NOTIFIER_OPS_TOKEN=OPS_TOKEN,
+        NOTIFIER_OPS_TOKEN=OPS_TOKEN, FEEDBACK_SURVEY_DELAY_SECONDS="2", FEEDBACK_SURVEY_SECRET="integration-survey-secret-0123456789abcdef",
     )
     env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['INTAKE_HTTP_PORT']}"
     env["NOTIFIER_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}"
+    env["FEEDBACK_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['FEEDBACK_HTTP_PORT']}"
     running = {name: ServiceProcess(name, env, data_dir).start() for name in SERVICES}
     try:
         for service in running.values():

@@ -1,40 +1,176 @@
-"""Feedback: the facts of every ticket, kept to answer how support is doing.
+"""Feedback: after resolution, ask the customer how it went; keep the figures.
 
-    tickets.events ──> ticket facts (channel, priority, created, assigned) ──> /api/figures/daily
+    tickets.events ──> ticket facts (times, agent, skill, channel, priority, survey) ──> /api/metrics, /metrics
+    ticket.resolved ──(after FEEDBACK_SURVEY_DELAY_SECONDS, unless reopened)──> feedback.surveys (keyed by customer)
+    feedback.surveys ──(at most one per customer per period)──> notify.requests (the survey, on the ticket's channel)
+                     ──> tickets.events (survey.sent) and intake.raw (survey.opened: the next SMS/chat may answer it)
+    survey links in the mail ──> /survey/{token} ──> tickets.events (survey.answered)
 """
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta, timezone
+
 from aiohttp import web
 
-from deskstream.events import Event
+from deskstream.events import Event, utcnow
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Step
-from deskstream.topics import TICKETS_EVENTS
+from deskstream.recipients import recipient_key
+from deskstream.topics import FEEDBACK_SURVEYS, INTAKE_RAW, NOTIFY_REQUESTS, TICKETS_EVENTS
 
-from services.feedback import figures
+from services.feedback import figures, metrics, surveys
+from services.feedback.links import SurveyLinks
 from services.feedback.settings import FeedbackSettings
+from services.feedback.survey_clock import SurveyClock
+from services.feedback.survey_pages import ALREADY_ANSWERED, CLOSED, RECORDED, survey_routes
+
+log = logging.getLogger(__name__)
 
 settings = FeedbackSettings.from_env()
 app = create_app(settings.service)
 pipeline = Pipeline(app, settings.service)
+links = SurveyLinks(settings.link_secret, settings.surveys.answer_window_hours * 3600, settings.public_base_url)
+facts_replica = pipeline.replica("ticket_facts")
+SURVEY_EVENTS = ("survey.sent", "survey.answered")
 
 
-@pipeline.processor("facts", source=TICKETS_EVENTS, tables=("ticket_facts",))
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@pipeline.processor("facts", source=TICKETS_EVENTS, tables=("ticket_facts", "surveys"))
 def keep_ticket_facts(event: Event, step: Step) -> None:
     facts = step.table("ticket_facts")
     ticket_id = event.data["ticket_id"]
-    updated = figures.record(facts.get(ticket_id), event.type, event.data, event.time)
+    updated = metrics.record(facts.get(ticket_id), event.type, event.data, event.time)
     if updated is not None:
         facts[ticket_id] = updated
+    schedule_surveys(event, step)
 
 
-def figure_routes(application: web.Application) -> None:
+def schedule_surveys(event: Event, step: Step) -> None:
+    """A resolution schedules its survey; a reopening before it is due cancels it."""
+    table = step.table("surveys")
+    ticket_id = event.data["ticket_id"]
+    if event.type == "ticket.created":
+        data = event.data
+        table[ticket_id] = {"state": "open", "contact": {
+            "customer_id": data["customer"].get("id") or recipient_key(data["reply_to"]), "channel": data["channel"],
+            "recipient": data["reply_to"], "language": data["customer"].get("language", "en"),
+            "name": data["customer"].get("name"), "thread_key": data.get("thread_key")}}
+        return
+    survey = table.get(ticket_id)
+    if survey is None:
+        return
+    if event.type == "ticket.assigned":
+        table[ticket_id] = {**survey, "agent_id": event.data["agent_id"]}
+    elif event.type == "ticket.resolved" and survey["state"] in ("open", "cancelled"):
+        due_at = surveys.due_at(event.data["resolved_at"], settings.surveys)
+        table[ticket_id] = {**survey, "state": "scheduled", "due_at": due_at, "resolved_at": event.data["resolved_at"],
+                            "survey_id": surveys.survey_id(ticket_id, event.data["resolved_at"])}
+        step.after_commit(lambda: clock.scheduled(step.partition, ticket_id, due_at))
+    elif event.type == "ticket.reopened" and survey["state"] == "scheduled":
+        table[ticket_id] = {**survey, "state": "cancelled"}
+
+
+def survey_due(step: Step, ticket_id: str) -> None:
+    """The clock's work, on the ticket's partition: hand the survey to the decision per customer."""
+    table = step.table("surveys")
+    survey = table.get(ticket_id)
+    if not survey or survey["state"] != "scheduled":
+        return
+    contact = survey["contact"]
+    due = {"survey_id": survey["survey_id"], "ticket_id": ticket_id, "customer_id": contact["customer_id"],
+           "channel": contact["channel"], "recipient": contact["recipient"], "language": contact["language"],
+           "name": contact.get("name"), "thread_key": contact.get("thread_key"), "agent_id": survey.get("agent_id"),
+           "resolved_at": survey["resolved_at"]}
+    step.emit(FEEDBACK_SURVEYS, contact["customer_id"], pipeline.event("survey.due", f"{survey['survey_id']}.due", due, ticket_id))
+    table[ticket_id] = {**survey, "state": "due"}
+
+
+@pipeline.processor("surveys", source=FEEDBACK_SURVEYS, tables=("customers",))
+def ask_how_it_went(due: Event, step: Step) -> None:
+    """One survey per customer per period: the decision is on the customer's partition."""
+    data = due.data
+    customers = step.table("customers")
+    customer = customers.get(data["customer_id"])
+    now = utcnow()
+    reason = surveys.skip_reason(customer=customer, ticket={"tags": []}, now=now, rules=settings.surveys)
+    if reason is not None:
+        log.info("survey skipped", extra={"ticket_id": data["ticket_id"], "survey_id": data["survey_id"], "reason": reason})
+        return
+    customers[data["customer_id"]] = {**(customer or {}), "last_surveyed_at": now}
+    expires_at = iso(datetime.now(timezone.utc) + timedelta(hours=settings.surveys.answer_window_hours))
+    request = survey_request(data)
+    step.emit(NOTIFY_REQUESTS, recipient_key(data["recipient"]),
+              pipeline.event("notify.requested", request["request_id"], request, data["ticket_id"]))
+    sent = {"survey_id": data["survey_id"], "ticket_id": data["ticket_id"], "channel": data["channel"],
+            "sent_at": now, "expires_at": expires_at}
+    step.emit(TICKETS_EVENTS, data["ticket_id"], pipeline.event("survey.sent", f"{data['survey_id']}.sent", sent, data["ticket_id"]))
+    if data["channel"] != "email" and data.get("thread_key"):
+        opened = {"survey_id": data["survey_id"], "ticket_id": data["ticket_id"], "thread_key": data["thread_key"],
+                  "expires_at": expires_at}
+        step.emit(INTAKE_RAW, data["thread_key"], pipeline.event("survey.opened", f"{data['survey_id']}.opened", opened, data["ticket_id"]))
+
+
+def survey_request(due: dict) -> dict:
+    """The `notify.requested` of a survey: one-click links by e-mail, "reply 1-5" elsewhere."""
+    params: dict = {"ticket_id": due["ticket_id"], "name": due.get("name")}
+    template = "survey_reply"
+    if due["channel"] == "email":
+        template = "survey_links"
+        params["links"] = {str(score): links.url(due["survey_id"], due["ticket_id"], score, due["language"]) for score in range(1, 6)}
+    return {"request_id": f"{due['survey_id']}.survey", "ticket_id": due["ticket_id"], "reason": "survey",
+            "recipient": due["recipient"], "language": due["language"], "template": template, "params": params}
+
+
+async def answer_by_link(link: dict, comment: str | None) -> str:
+    """A survey page's POST: record the answer, once per survey and link, within the window."""
+    facts = facts_replica.get(link["ticket_id"]) or {}
+    survey = facts.get("survey") or {}
+    if survey.get("survey_id") != link["survey_id"] or not survey.get("sent_at"):
+        return CLOSED
+    now = utcnow()
+    if not surveys.answer_open(survey["sent_at"], now, settings.surveys):
+        return CLOSED
+    if survey.get("via") == "email_link" and survey.get("score") == link["score"]:
+        return ALREADY_ANSWERED
+    answered = {"survey_id": link["survey_id"], "ticket_id": link["ticket_id"], "score": link["score"], "comment": comment,
+                "answered_at": now, "via": "email_link"}
+    event = pipeline.event("survey.answered", f"{link['survey_id']}.answer.link.{link['score']}", answered, link["ticket_id"])
+    await pipeline.publish(TICKETS_EVENTS, link["ticket_id"], event)  # NotStored: the page asks to try again
+    return RECORDED
+
+
+def metric_routes(application: web.Application) -> None:
     async def daily(request: web.Request) -> web.Response:
-        return web.json_response({"days": figures.daily(keep_ticket_facts.values("ticket_facts"))})
+        return web.json_response({"days": figures.daily(facts_replica.values())})
+
+    async def summary(request: web.Request) -> web.Response:
+        by = request.query.get("by") or None
+        if by is not None and by not in metrics.DIMENSIONS:
+            return web.json_response({"error": f"by must be one of {', '.join(metrics.DIMENSIONS)}"}, status=400)
+        rows = metrics.summary(facts_replica.values(), by=by, since=request.query.get("since"), until=request.query.get("until"))
+        if request.query.get("format") == "csv" or "text/csv" in request.headers.get("Accept", ""):
+            return web.Response(text=metrics.as_csv(rows), content_type="text/csv")
+        return web.json_response({"by": by, "rows": rows})
 
     application.router.add_get("/api/figures/daily", daily)
+    application.router.add_get("/api/metrics", summary)
 
 
-app.web_server(HttpService(settings.service.http_host, settings.service.http_port, health_routes(pipeline), figure_routes))
+clock = SurveyClock(pipeline.processors["facts"], survey_due)
+app.add_dependency(clock)
+
+
+@app.task
+async def warn_about_a_random_link_secret() -> None:
+    if settings.link_secret_is_random:
+        log.warning("FEEDBACK_SURVEY_SECRET is not set: survey links sent before a restart will not open after it")
+
+
+app.web_server(HttpService(settings.service.http_host, settings.service.http_port, health_routes(pipeline),
+                           metric_routes, survey_routes(links, answer_by_link)))

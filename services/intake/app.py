@@ -1,6 +1,7 @@
 """Intake: every contact into Kafka, every contact into a ticket event.
 
     contact (chat API, IMAP mailbox, Twilio SMS/WhatsApp webhook) ──> intake.raw ──normalise──> tickets.events
+    survey.opened (feedback) ──> intake.raw: the thread's next message may answer it ──> survey.answered
     STOP / START by SMS or WhatsApp ──> notify.requests (the recipient's consent, for notifier)
     notifier ──> chat.outbound ──store──> chat outbox ──> the customer's page
 """
@@ -17,7 +18,7 @@ from services.intake import outbox
 from services.intake.attachments import AttachmentStore
 from services.intake.chat import MAX_BODY_BYTES
 from services.intake.mailbox import MailboxIntake
-from services.intake.normaliser import Thread, normalise
+from services.intake.normaliser import Thread, normalise, survey_opened
 from services.intake.settings import IntakeSettings
 from services.intake.sms_webhook import sms_routes
 from services.intake.web import ChatSockets, chat_routes
@@ -35,6 +36,10 @@ def turn_contacts_into_ticket_events(contact: Event, step: Step) -> None:
     threads = step.table("threads")
     thread_key = contact.data["thread_key"]
     thread = Thread.from_dict(threads.get(thread_key))
+    if contact.type == "survey.opened":  # from feedback: the next message here may be an answer
+        survey_opened(contact.data, thread)
+        threads[thread_key] = thread.to_dict()
+        return
     events = normalise(contact.data, thread)
     for ticket_event in events:
         event = pipeline.event(ticket_event.type, ticket_event.id, ticket_event.data, ticket_event.ticket_id)

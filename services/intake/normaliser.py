@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from deskstream import survey_answers
 from deskstream.events import stable_id
 from deskstream.mailthread import ticket_named
 
 from services.intake.language import detect_language, normalise_language
 
 RECENT_CONTACTS = 200
+REPLY_CHANNELS = frozenset({"chat", "sms", "whatsapp"})  # e-mail answers by link
 SUBJECT_CHARS = 80
 
 
@@ -35,15 +37,18 @@ class Thread:
     ticket_id: str | None = None
     customer: dict[str, str] = field(default_factory=dict)
     recent_contacts: list[str] = field(default_factory=list)
+    survey: dict[str, str] | None = None  # a satisfaction survey awaiting an answer here (`survey.opened`)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ticket_id": self.ticket_id, "customer": self.customer, "recent_contacts": self.recent_contacts}
+        value = {"ticket_id": self.ticket_id, "customer": self.customer, "recent_contacts": self.recent_contacts}
+        return {**value, "survey": self.survey} if self.survey else value
 
     @classmethod
     def from_dict(cls, value: dict[str, Any] | None) -> "Thread":
         if not value:
             return cls()
-        return cls(value.get("ticket_id"), dict(value.get("customer", {})), list(value.get("recent_contacts", [])))
+        return cls(value.get("ticket_id"), dict(value.get("customer", {})), list(value.get("recent_contacts", [])),
+                   value.get("survey"))
 
 
 def ticket_id_for(contact_id: str) -> str:
@@ -62,12 +67,36 @@ def customer_for(contact: dict[str, Any], known: dict[str, str]) -> dict[str, st
     return merged
 
 
+def survey_opened(opened: dict[str, Any], thread: Thread) -> None:
+    """The thread's next messages may answer this survey, until it expires."""
+    thread.survey = {"survey_id": opened["survey_id"], "ticket_id": opened["ticket_id"], "expires_at": opened["expires_at"]}
+
+
+def survey_answer(contact: dict[str, Any], thread: Thread) -> TicketEvent | None:
+    """`survey.answered`, when the thread awaits a survey's answer and the message is
+    clearly one ("5", "cinco", "muy bien, gracias"); anything else is a normal message.
+    Within the survey's window every answer is passed on (feedback keeps the last)."""
+    survey = thread.survey
+    if survey is None or contact["channel"] not in REPLY_CHANNELS or contact["received_at"] >= survey["expires_at"]:
+        return None
+    answer = survey_answers.parse(contact["body_text"])
+    if answer is None:
+        return None
+    data = {"survey_id": survey["survey_id"], "ticket_id": survey["ticket_id"], "score": answer.score,
+            "comment": answer.comment, "answered_at": contact["received_at"], "via": contact["channel"]}
+    return TicketEvent("survey.answered", f"{survey['survey_id']}.answer.{stable_id(contact['contact_id'], length=16)}",
+                       survey["ticket_id"], data)
+
+
 def normalise(contact: dict[str, Any], thread: Thread) -> list[TicketEvent]:
     """The ticket events one `contact.received` produces; updates `thread` in place."""
     contact_id = contact["contact_id"]
     if contact_id in thread.recent_contacts:
         return []
     thread.recent_contacts = (thread.recent_contacts + [contact_id])[-RECENT_CONTACTS:]
+    answered = survey_answer(contact, thread)
+    if answered is not None:
+        return [answered]
     thread.customer = customer_for(contact, thread.customer)
     common = {
         "channel": contact["channel"],

@@ -32,7 +32,10 @@ def compose(request: dict[str, Any], text: str, *, from_address: str, from_name:
     message = EmailMessage()
     message["From"] = formataddr((from_name, from_address))
     message["To"] = request["recipient"]["address"]
-    if ticket_id:
+    if ticket_id and request["reason"] == "survey":  # not in the thread: its own subject, still tagged
+        message["Subject"] = subject("survey", request["language"], request["params"])
+        message["Message-ID"] = message_id(ticket_id, request["request_id"], domain)
+    elif ticket_id:
         message["Subject"] = reply_subject(thread.get("subject"), ticket_id)
         message["Message-ID"] = message_id(ticket_id, request["request_id"], domain)
     else:  # a notice to a subscriber: about an incident, in no ticket's thread

@@ -49,9 +49,27 @@ TEMPLATES["acknowledgement_incident"] = {
            "problema que ya conocemos y que afecta a {service}{region_part}: {message} {fix_sentence}Te avisaremos "
            "cuando esté resuelto."),
 }
+# After resolution: how did it go? Why the answer matters, and how to give it on the
+# channel: reply with a number (chat, SMS, WhatsApp), or one click (e-mail).
+TEMPLATES["survey_reply"] = {
+    "en": ("Hi{name_part}, your ticket {ticket_id} is solved. How did we do? Reply with a number from 1 (very bad) "
+           "to 5 (very good), and a few words if you like: every answer is read and helps us improve."),
+    "es": ("Hola{name_part}, tu ticket {ticket_id} está resuelto. ¿Qué tal lo hicimos? Responde con un número del 1 "
+           "(muy mal) al 5 (muy bien), y unas palabras si quieres: leemos cada respuesta y nos ayuda a mejorar."),
+}
+TEMPLATES["survey_links"] = {
+    "en": ("Hi{name_part}, your ticket {ticket_id} is solved. How did we do? One click is enough, and every answer "
+           "is read and helps us improve:\n\n5 - Very good: {link_5}\n4 - Good: {link_4}\n3 - OK: {link_3}\n"
+           "2 - Bad: {link_2}\n1 - Very bad: {link_1}"),
+    "es": ("Hola{name_part}, tu ticket {ticket_id} está resuelto. ¿Qué tal lo hicimos? Basta con un clic, y leemos "
+           "cada respuesta para mejorar:\n\n5 - Muy bien: {link_5}\n4 - Bien: {link_4}\n3 - Regular: {link_3}\n"
+           "2 - Mal: {link_2}\n1 - Muy mal: {link_1}"),
+}
+
 # The subject of mail that answers no message of the customer's (a notice to a subscriber).
 SUBJECTS = {
     "incident": {"en": "Service notice: {service}", "es": "Aviso de servicio: {service}"},
+    "survey": {"en": "How did we do? {tag}", "es": "¿Qué tal lo hicimos? {tag}"},
 }
 REGION_PARTS = {"en": " in {region}", "es": " en {region}"}
 FIX_SENTENCES = {
@@ -83,6 +101,7 @@ def render(template: str, language: str, params: dict[str, Any]) -> str:
         "agent_first": str(params.get("agent_name") or "").split(" ")[0],
         "region_part": REGION_PARTS[language].format(region=params["region"]) if params.get("region") else "",
         "fix_sentence": fix_sentence(language, params.get("expected_fix_at"), params.get("timezone")),
+        **{f"link_{score}": url for score, url in (params.get("links") or {}).items()},
     }
     fields = {field for _, field, _, _ in Formatter().parse(texts[language]) if field}
     return texts[language].format(**{field: values.get(field, "") for field in fields})
@@ -90,7 +109,8 @@ def render(template: str, language: str, params: dict[str, Any]) -> str:
 
 def subject(reason: str, language: str, params: dict[str, Any]) -> str:
     texts = SUBJECTS.get(reason, SUBJECTS["incident"])
-    return texts.get(language, texts[DEFAULT_LANGUAGE]).format(service=params.get("service", ""))
+    tag = f"[#{params['ticket_id']}]" if params.get("ticket_id") else ""
+    return texts.get(language, texts[DEFAULT_LANGUAGE]).format(service=params.get("service", ""), tag=tag).strip()
 
 
 def fix_sentence(language: str, expected_fix_at: str | None, zone: str | None) -> str:

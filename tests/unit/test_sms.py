@@ -7,7 +7,7 @@ from deskstream.contract import default_contract
 from deskstream.events import Event
 from deskstream.phones import InvalidPhoneNumber, e164, split_channel, twilio_address
 from services.intake import sms
-from services.intake.normaliser import Thread, normalise
+from services.intake.normaliser import Thread, normalise, survey_opened
 from tests.twilio_api import inbound_sms
 
 NOW = "2026-12-02T10:00:00.000Z"
@@ -121,3 +121,28 @@ def test_a_form_that_is_no_message_is_rejected_with_the_reason(change, reason):
     form = {**inbound_sms(sender="+34600111222", body="Hola"), **change}
     with pytest.raises(sms.SmsRejected, match=reason):
         sms.parse_inbound(form, "ES")
+
+
+def survey_thread() -> Thread:
+    thread = Thread()
+    normalise(sms.contact_data(parse(body="Sin línea"), "cus-1", NOW), thread)
+    survey_opened({"survey_id": "S-abcdefghijkl", "ticket_id": thread.ticket_id, "thread_key": "sms:+34600111222",
+                   "expires_at": "2099-01-01T00:00:00.000Z"}, thread)
+    return Thread.from_dict(thread.to_dict())  # as the table keeps it
+
+
+def test_a_reply_to_a_survey_is_an_answer_and_not_a_message():
+    thread = survey_thread()
+    [answered] = normalise(sms.contact_data(parse(body="5 excelente"), "cus-1", NOW), thread)
+    assert answered.type == "survey.answered" and answered.ticket_id == thread.ticket_id
+    assert (answered.data["score"], answered.data["comment"], answered.data["via"]) == (5, "excelente", "sms")
+    default_contract().check(Event("survey.answered", "deskstream/intake", answered.id, answered.data))
+
+
+def test_a_new_problem_after_a_survey_is_a_message_and_an_expired_survey_takes_no_answers():
+    thread = survey_thread()
+    [message] = normalise(sms.contact_data(parse(body="5 días sin internet"), "cus-1", NOW), thread)
+    assert message.type == "ticket.message_received"
+    thread.survey = {**thread.survey, "expires_at": "2000-01-01T00:00:00.000Z"}
+    [late] = normalise(sms.contact_data(parse(body="4"), "cus-1", NOW), thread)
+    assert late.type == "ticket.message_received"
