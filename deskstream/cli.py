@@ -118,6 +118,7 @@ def up() -> None:
         env.setdefault("CHAT_SESSION_SECRET", local_secret(data_dir(), "chat-session-secret"))
         env.setdefault("ROUTER_SESSION_SECRET", local_secret(data_dir(), "console-session-secret"))
         env.setdefault("NOTIFIER_OPS_TOKEN", local_secret(data_dir(), "ops-token"))
+        env.setdefault("FEEDBACK_SURVEY_SECRET", local_secret(data_dir(), "survey-link-secret"))
         for name in SERVICES:
             processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "deskstream.cli", "run", name], env=env, preexec_fn=die_with_parent
@@ -134,7 +135,7 @@ def up() -> None:
             f"  agent API          http://{host}:{port['router']}/api/openapi.json\n"
             f"  incident API       http://{host}:{port['notifier']}/api/incidents (deskstream incident ...; "
             f"export NOTIFIER_OPS_TOKEN=$(cat {data_dir() / 'ops-token'}))\n"
-            f"  support figures    http://{host}:{port['feedback']}/api/figures/daily\n"
+            f"  support figures    http://{host}:{port['feedback']}/api/metrics?by=channel\n"
             f"  health / metrics   /healthz, /readyz and /metrics on each port\n"
             f"  Kafka              {env['KAFKA_BOOTSTRAP_SERVERS']}\n"
             "Press Ctrl-C to stop everything.\n",

@@ -64,7 +64,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "intake": ("threads", "chat_outboxes"),
     "router": ("tickets", "agents", "customers", "handling", "conversations"),
     "notifier": ("contacts", "deliveries", "consents", "incidents", "audience", "subscriptions", "surges"),
-    "feedback": ("ticket_facts", "surveys", "customers"),
+    "feedback": ("ticket_facts", "surveys", "customers", "incidents"),
 }
 
 

@@ -5,23 +5,27 @@
     feedback.surveys ──(at most one per customer per period)──> notify.requests (the survey, on the ticket's channel)
                      ──> tickets.events (survey.sent) and intake.raw (survey.opened: the next SMS/chat may answer it)
     survey links in the mail ──> /survey/{token} ──> tickets.events (survey.answered)
+    incidents.events ──> what the ops dashboard shows of incidents and suspicions ──> /dashboard
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 
+import orjson
 from aiohttp import web
 
-from deskstream.events import Event, utcnow
+from deskstream.events import Event, stable_id, utcnow
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Step
 from deskstream.recipients import recipient_key
-from deskstream.topics import FEEDBACK_SURVEYS, INTAKE_RAW, NOTIFY_REQUESTS, TICKETS_EVENTS
+from deskstream.replica import watching
+from deskstream.topics import FEEDBACK_SURVEYS, INCIDENTS_EVENTS, INTAKE_RAW, NOTIFY_REQUESTS, TICKETS_EVENTS
 
-from services.feedback import figures, metrics, surveys
+from services.feedback import dashboard, figures, metrics, surveys
 from services.feedback.links import SurveyLinks
 from services.feedback.settings import FeedbackSettings
 from services.feedback.survey_clock import SurveyClock
@@ -34,7 +38,9 @@ app = create_app(settings.service)
 pipeline = Pipeline(app, settings.service)
 links = SurveyLinks(settings.link_secret, settings.surveys.answer_window_hours * 3600, settings.public_base_url)
 facts_replica = pipeline.replica("ticket_facts")
-SURVEY_EVENTS = ("survey.sent", "survey.answered")
+incidents_replica = pipeline.replica("incidents")
+DASHBOARD_EVERY_SECONDS = 1.0  # the live page gets at most one update a second
+LOW_SCORE = 2
 
 
 def iso(moment: datetime) -> str:
@@ -45,10 +51,39 @@ def iso(moment: datetime) -> str:
 def keep_ticket_facts(event: Event, step: Step) -> None:
     facts = step.table("ticket_facts")
     ticket_id = event.data["ticket_id"]
-    updated = metrics.record(facts.get(ticket_id), event.type, event.data, event.time)
+    before = facts.get(ticket_id)
+    if event.type == "survey.answered" and not answer_in_time(before, event.data):
+        return  # none after the survey's window (or for a survey this ticket no longer holds)
+    updated = metrics.record(before, event.type, event.data, event.time)
     if updated is not None:
         facts[ticket_id] = updated
+        if event.type == "survey.answered":
+            close_the_loop(step, before, updated)
     schedule_surveys(event, step)
+
+
+def answer_in_time(facts: dict | None, answered: dict) -> bool:
+    survey = (facts or {}).get("survey") or {}
+    return survey.get("survey_id") == answered["survey_id"] and surveys.answer_open(survey["sent_at"], answered["answered_at"], settings.surveys)
+
+
+def close_the_loop(step: Step, before: dict, after: dict) -> None:
+    """A score of 1 or 2 (the first low one of a survey) goes back to support, with the
+    customer's comment: the ticket is reopened, or a note asks supervisors to follow up."""
+    said, was = after.get("survey") or {}, (before or {}).get("survey") or {}
+    if not said.get("score") or said["score"] > LOW_SCORE or (was.get("score") or 5) <= LOW_SCORE:
+        return
+    ticket_id = after["ticket_id"]
+    comment = f': "{said["comment"]}"' if said.get("comment") else " (no comment)"
+    text = f"The customer scored the support {said['score']} of 5{comment}"
+    event_id = f"{said['survey_id']}.low-score"
+    if settings.low_score_action == "reopen":
+        reopened = {"ticket_id": ticket_id, "reopened_at": utcnow(), "reopened_by": "feedback", "reason": text[:500]}
+        step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.reopened", event_id, reopened, ticket_id))
+    else:
+        note = {"ticket_id": ticket_id, "note_id": stable_id(event_id, length=12).lower(), "agent_id": "feedback",
+                "agent_name": "Customer feedback", "text": f"Follow up, supervisors: {text}", "added_at": utcnow()}
+        step.emit(TICKETS_EVENTS, ticket_id, pipeline.event("ticket.note_added", event_id, note, ticket_id))
 
 
 def schedule_surveys(event: Event, step: Step) -> None:
@@ -67,7 +102,7 @@ def schedule_surveys(event: Event, step: Step) -> None:
         return
     if event.type == "ticket.assigned":
         table[ticket_id] = {**survey, "agent_id": event.data["agent_id"]}
-    elif event.type == "ticket.resolved" and survey["state"] in ("open", "cancelled"):
+    elif event.type == "ticket.resolved" and survey["state"] != "scheduled":
         due_at = surveys.due_at(event.data["resolved_at"], settings.surveys)
         table[ticket_id] = {**survey, "state": "scheduled", "due_at": due_at, "resolved_at": event.data["resolved_at"],
                             "survey_id": surveys.survey_id(ticket_id, event.data["resolved_at"])}
@@ -145,6 +180,43 @@ async def answer_by_link(link: dict, comment: str | None) -> str:
     return RECORDED
 
 
+@pipeline.processor("incidents", source=INCIDENTS_EVENTS, tables=("incidents",))
+def follow_incidents(event: Event, step: Step) -> None:
+    key = event.data.get("incident_id") or event.data.get("suspicion_id")
+    if key is None:
+        return  # subscriptions and ticket links: not the dashboard's business
+    table = step.table("incidents")
+    changed = dashboard.incident_fold(table.get(key), event.type, event.data)
+    if changed is not None:
+        table[key] = changed
+
+
+def dashboard_snapshot() -> dict:
+    return dashboard.snapshot(facts_replica.values(), incidents_replica.values(), datetime.now(timezone.utc))
+
+
+def dashboard_routes(application: web.Application) -> None:
+    async def current(request: web.Request) -> web.Response:
+        return web.json_response(dashboard_snapshot())
+
+    async def live(request: web.Request) -> web.StreamResponse:
+        """Server-sent events: the whole snapshot again whenever facts or incidents change."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                               "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        with watching(facts_replica, incidents_replica) as watch:
+            while True:
+                await response.write(b"event: dashboard\ndata: " + orjson.dumps(dashboard_snapshot()) + b"\n\n")
+                try:
+                    await asyncio.wait_for(watch.changed(), timeout=15)
+                except asyncio.TimeoutError:
+                    pass  # a fresh snapshot keeps the connection (and the "updated" time) alive
+                await asyncio.sleep(DASHBOARD_EVERY_SECONDS)
+
+    application.router.add_get("/api/dashboard", current)
+    application.router.add_get("/api/dashboard/events", live)
+
+
 def metric_routes(application: web.Application) -> None:
     async def daily(request: web.Request) -> web.Response:
         return web.json_response({"days": figures.daily(facts_replica.values())})
@@ -173,4 +245,4 @@ async def warn_about_a_random_link_secret() -> None:
 
 
 app.web_server(HttpService(settings.service.http_host, settings.service.http_port, health_routes(pipeline),
-                           metric_routes, survey_routes(links, answer_by_link)))
+                           metric_routes, dashboard_routes, survey_routes(links, answer_by_link)))

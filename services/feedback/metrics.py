@@ -88,6 +88,11 @@ def _apply(facts: Facts, event_type: str, data: dict[str, Any], time: str) -> Fa
         if not _newer(data["reopened_at"], facts.get("reopened_at")):
             return None
         return {**facts, "reopened": facts.get("reopened", 0) + 1, "reopened_at": data["reopened_at"]}
+    if event_type == "ticket.sla_breached":  # each target breaches once per opening
+        key = f"{data['target']}@{facts.get('reopened', 0)}"
+        if key in facts.get("breaches", []):
+            return None
+        return {**facts, "breaches": [*facts.get("breaches", []), key], "breached_at": data["breached_at"]}
     if event_type == "survey.sent":
         return _survey_sent(facts, data)
     if event_type == "survey.answered":

@@ -21,6 +21,7 @@ class FeedbackSettings:
     link_secret: str  # signs the survey links sent by e-mail
     link_secret_is_random: bool  # none was set: links sent before a restart stop working
     public_base_url: str  # where customers reach the survey pages (links in the mail)
+    low_score_action: str  # a score of 1 or 2: "reopen" the ticket, or add a "note" for supervisors
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "FeedbackSettings":
@@ -30,6 +31,9 @@ class FeedbackSettings:
         if not base.startswith(("https://", "http://")):
             raise SettingsError("FEEDBACK_PUBLIC_BASE_URL must be the URL customers open survey links on")
         secret = env_secret(env, "FEEDBACK_SURVEY_SECRET")
+        low_score_action = env_str(env, "FEEDBACK_LOW_SCORE_ACTION", "reopen")
+        if low_score_action not in ("reopen", "note"):
+            raise SettingsError("FEEDBACK_LOW_SCORE_ACTION must be reopen or note")
         return cls(
             service=service,
             surveys=SurveyRules(
@@ -40,4 +44,5 @@ class FeedbackSettings:
             link_secret=secret or secrets.token_hex(32),
             link_secret_is_random=secret is None,
             public_base_url=base,
+            low_score_action=low_score_action,
         )

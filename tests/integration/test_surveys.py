@@ -84,8 +84,17 @@ async def test_a_chat_customer_answers_in_words(pipeline_services, kafka):
         messages = await customer.messages(2, timeout=60)
         assert "1 (muy mal)" in messages[-1]["text"]
         await customer.say("cuatro")
-    [answer] = await answers_of(kafka.bootstrap, ticket_id, 1)
-    assert (answer.data["score"], answer.data["comment"], answer.data["via"]) == (4, None, "chat")
+        [answer] = await answers_of(kafka.bootstrap, ticket_id, 1)
+        assert (answer.data["score"], answer.data["comment"], answer.data["via"]) == (4, None, "chat")
+        # the customer thinks again: the last answer counts, and a low score goes back to support
+        await customer.say("Muy mal, nadie me ayudó")
+        [_, again] = await answers_of(kafka.bootstrap, ticket_id, 2)
+        assert (again.data["score"], again.data["comment"]) == (1, "nadie me ayudó")
+    [reopened] = await wait_for_events(kafka.bootstrap, TICKETS_EVENTS, lambda e: e.type == "ticket.reopened"
+                                       and e.data["ticket_id"] == ticket_id, 1, 30)
+    assert reopened.data["reopened_by"] == "feedback" and "1 of 5" in reopened.data["reason"] and "nadie me ayudó" in reopened.data["reason"]
+    async with aiohttp.ClientSession() as http:
+        await AgentApi(http, router.url, token_of(agent_id)).ticket_when(ticket_id, lambda t: t["status"] != "resolved")
 
 
 async def test_an_e_mail_customer_answers_by_a_signed_link_once(pipeline_services, kafka, dovecot, smtp_server):

@@ -281,3 +281,14 @@ def test_csv_of_a_summary_reads_back_with_the_same_figures():
 
 def test_csv_of_no_rows_is_empty():
     assert metrics.as_csv([]) == ""
+
+
+def test_a_breached_target_counts_once_per_opening_of_the_ticket():
+    from services.feedback.metrics import record
+
+    facts = record(None, "ticket.created", {"ticket_id": "T-AAAAAAAA", "channel": "chat"}, "2026-12-02T10:00:00.000Z")
+    breach = {"ticket_id": "T-AAAAAAAA", "target": "first_response", "priority": "P1", "due_at": "2026-12-02T10:15:00.000Z",
+              "breached_at": "2026-12-02T10:15:00.000Z", "agent_id": None}
+    facts = record(facts, "ticket.sla_breached", breach, "2026-12-02T10:15:01.000Z")
+    assert facts["breaches"] == ["first_response@0"] and facts["breached_at"] == "2026-12-02T10:15:00.000Z"
+    assert record(facts, "ticket.sla_breached", breach, "2026-12-02T10:15:01.000Z") is None
