@@ -43,7 +43,7 @@ DEADLETTER = "deadletter"
 _KEEP_WEEKS = {"retention.ms": str(4 * WEEK_MS)}
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(INTAKE_RAW, "channel thread key", "contact.received", _KEEP_WEEKS),
+    TopicSpec(INTAKE_RAW, "channel thread key", "contact.received, and survey.opened from feedback", _KEEP_WEEKS),
     TopicSpec(TICKETS_EVENTS, "ticket id", "the public ticket lifecycle", _KEEP_WEEKS),
     TopicSpec(AGENTS_EVENTS, "agent id", "agent presence and capacity", _KEEP_WEEKS),
     TopicSpec(INCIDENTS_EVENTS, "incident id", "incident lifecycle", _KEEP_WEEKS),

@@ -175,7 +175,8 @@ async def answer_by_link(link: dict, comment: str | None) -> str:
         return ALREADY_ANSWERED
     answered = {"survey_id": link["survey_id"], "ticket_id": link["ticket_id"], "score": link["score"], "comment": comment,
                 "answered_at": now, "via": "email_link"}
-    event = pipeline.event("survey.answered", f"{link['survey_id']}.answer.link.{link['score']}", answered, link["ticket_id"])
+    event = pipeline.event("survey.answered", f"{link['survey_id']}.answer.link.{stable_id(now, str(link['score']), length=12)}",
+                           answered, link["ticket_id"])
     await pipeline.publish(TICKETS_EVENTS, link["ticket_id"], event)  # NotStored: the page asks to try again
     return RECORDED
 

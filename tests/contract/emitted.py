@@ -13,9 +13,12 @@ Every `data` dict comes from the pure function the service itself calls
 `render`, `channels.text_of`, `sms.contact_data`, `sms.consent_data`, `delivery.status_report`,
 `incident_requests.declared/updated/resolved/subscriptions/unsubscription`,
 `incidents.fold/audience/notice/member`, `surges.observe`, `attempts.finished`,
-`deadletter_event`); only the event ids and envelopes are put together here as the
-services' handlers do (`app.py`, the notifier's `outbox.py`, `fanout.py` and
-`incidents_api.py`).
+`surveys.survey_id/due_at/skip_reason/answer_open`, `SurveyLinks.url/read`,
+`survey_pages.clean_comment`, `normaliser.survey_opened`, `deadletter_event`); only the
+event ids and envelopes are put together here as the services' handlers do (`app.py`,
+the notifier's `outbox.py`, `fanout.py` and `incidents_api.py`; feedback's `app.py`
+cannot be imported, as it reads its settings from the environment, so its handlers and
+`survey_request` are rebuilt below from the same parts).
 """
 from __future__ import annotations
 
@@ -29,16 +32,21 @@ from typing import Any
 from unittest import mock
 
 import orjson
+from itsdangerous import TimestampSigner
 
 from deskstream.contract import SchemaViolation, default_contract
 from deskstream.recipients import recipient_key
 from deskstream.events import Event, EventDecodeError, stable_id
 from deskstream.pipeline import deadletter_event
-from deskstream.topics import (AGENTS_EVENTS, CHAT_OUTBOUND, DEADLETTER, INCIDENTS_EVENTS, INTAKE_RAW, NOTIFY_RECEIPTS, NOTIFY_REQUESTS,
-                               ROUTER_DISPATCH, SURGE_WATCH, TICKETS_EVENTS)
+from deskstream.topics import (AGENTS_EVENTS, CHAT_OUTBOUND, DEADLETTER, FEEDBACK_SURVEYS, INCIDENTS_EVENTS, INTAKE_RAW, NOTIFY_RECEIPTS,
+                               NOTIFY_REQUESTS, ROUTER_DISPATCH, SURGE_WATCH, TICKETS_EVENTS)
+from services.feedback import metrics, surveys
+from services.feedback.links import SurveyLinks
+from services.feedback.survey_pages import clean_comment
+from services.feedback.surveys import SurveyRules
 from services.intake import chat, sms, sms_webhook, web
 from services.intake.customers import customer_id
-from services.intake.normaliser import Thread, normalise
+from services.intake.normaliser import Thread, normalise, survey_opened
 from services.notifier import attempts, delivery, incident_requests, incidents, requests, surges
 from services.notifier.attempts import RetryPolicy
 from services.notifier.channels import Channels, text_of
@@ -587,6 +595,232 @@ def outage(clock: Clock, tickets: list[tuple[Emitted, Emitted]]) -> list[Emitted
     return out
 
 
+# --- feedback: surveys ------------------------------------------------------------------
+
+SURVEY_RULES = SurveyRules(delay_seconds=3600.0, fatigue_days=30.0, answer_window_hours=72.0)  # feedback's defaults
+SURVEY_BASE_URL = "https://support.example.com"  # FEEDBACK_PUBLIC_BASE_URL
+# app.py's module-level `links`, with a fixed example secret (FEEDBACK_SURVEY_SECRET).
+SURVEY_LINKS = SurveyLinks("example-survey-link-secret-0123456789", SURVEY_RULES.answer_window_hours * 3600, SURVEY_BASE_URL)
+LOW_SCORE = 2  # app.py: a score of 1 or 2 closes the loop
+
+
+def at_seconds(stamp: str) -> float:
+    return surveys.moment(stamp).timestamp()
+
+
+def survey_request(due: dict[str, Any], now: str) -> dict[str, Any]:
+    """services/feedback/app.py survey_request, with SURVEY_LINKS signed at `now` (the
+    tokens carry the time they were signed: fixed here, so that a rerun gives the same bytes)."""
+    with mock.patch.object(TimestampSigner, "get_timestamp", lambda self: int(at_seconds(now))):
+        params: dict = {"ticket_id": due["ticket_id"], "name": due.get("name")}
+        template = "survey_reply"
+        if due["channel"] == "email":
+            template = "survey_links"
+            params["links"] = {str(score): SURVEY_LINKS.url(due["survey_id"], due["ticket_id"], score, due["language"])
+                               for score in range(1, 6)}
+    return {"request_id": f"{due['survey_id']}.survey", "ticket_id": due["ticket_id"], "reason": "survey",
+            "recipient": due["recipient"], "language": due["language"], "template": template, "params": params}
+
+
+class FeedbackHops:
+    """The tables of services/feedback/app.py's facts hop (`ticket_facts`, `surveys`) and
+    surveys hop (`customers`), and what keep_ticket_facts (with answer_in_time,
+    close_the_loop and schedule_surveys), survey_due (the SurveyClock's work),
+    ask_how_it_went and answer_by_link emit from them."""
+
+    def __init__(self, low_score_action: str = "reopen") -> None:  # FEEDBACK_LOW_SCORE_ACTION
+        self.facts: dict[str, dict[str, Any]] = {}
+        self.surveys: dict[str, dict[str, Any]] = {}
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.low_score_action = low_score_action
+
+    def read(self, clock: Clock, emitted: Emitted, name: str | None = None) -> list[Emitted]:
+        """keep_ticket_facts, for one event of tickets.events; what it emits (a low score's reopening or note)."""
+        event_type, data = emitted.type, emitted.event.data
+        ticket_id = data["ticket_id"]
+        before = self.facts.get(ticket_id)
+        out: list[Emitted] = []
+        if event_type == "survey.answered" and not self.answer_in_time(before, data):
+            return out
+        updated = metrics.record(before, event_type, data, emitted.event.time)
+        if updated is not None:
+            self.facts[ticket_id] = updated
+            if event_type == "survey.answered":
+                out += self.close_the_loop(clock, before, updated, name or emitted.name)
+        self.schedule(event_type, data)
+        return out
+
+    @staticmethod
+    def answer_in_time(facts: dict[str, Any] | None, answered: dict[str, Any]) -> bool:
+        survey = (facts or {}).get("survey") or {}
+        return survey.get("survey_id") == answered["survey_id"] and surveys.answer_open(survey["sent_at"], answered["answered_at"], SURVEY_RULES)
+
+    def close_the_loop(self, clock: Clock, before: dict[str, Any] | None, after: dict[str, Any], name: str) -> list[Emitted]:
+        said, was = after.get("survey") or {}, (before or {}).get("survey") or {}
+        if not said.get("score") or said["score"] > LOW_SCORE or (was.get("score") or 5) <= LOW_SCORE:
+            return []
+        ticket_id = after["ticket_id"]
+        comment = f': "{said["comment"]}"' if said.get("comment") else " (no comment)"
+        text = f"The customer scored the support {said['score']} of 5{comment}"
+        event_id = f"{said['survey_id']}.low-score"
+        now = clock()
+        if self.low_score_action == "reopen":
+            data = {"ticket_id": ticket_id, "reopened_at": now, "reopened_by": "feedback", "reason": text[:500]}
+            event_type = "ticket.reopened"
+        else:
+            data = {"ticket_id": ticket_id, "note_id": stable_id(event_id, length=12).lower(), "agent_id": "feedback",
+                    "agent_name": "Customer feedback", "text": f"Follow up, supervisors: {text}", "added_at": now}
+            event_type = "ticket.note_added"
+        return [Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event("feedback", event_type, event_id, data, ticket_id, now))]
+
+    def schedule(self, event_type: str, data: dict[str, Any]) -> None:
+        """schedule_surveys."""
+        ticket_id = data["ticket_id"]
+        if event_type == "ticket.created":
+            self.surveys[ticket_id] = {"state": "open", "contact": {
+                "customer_id": data["customer"].get("id") or recipient_key(data["reply_to"]), "channel": data["channel"],
+                "recipient": data["reply_to"], "language": data["customer"].get("language", "en"),
+                "name": data["customer"].get("name"), "thread_key": data.get("thread_key")}}
+            return
+        survey = self.surveys.get(ticket_id)
+        if survey is None:
+            return
+        if event_type == "ticket.assigned":
+            self.surveys[ticket_id] = {**survey, "agent_id": data["agent_id"]}
+        elif event_type == "ticket.resolved" and survey["state"] != "scheduled":
+            self.surveys[ticket_id] = {**survey, "state": "scheduled", "due_at": surveys.due_at(data["resolved_at"], SURVEY_RULES),
+                                       "resolved_at": data["resolved_at"], "survey_id": surveys.survey_id(ticket_id, data["resolved_at"])}
+        elif event_type == "ticket.reopened" and survey["state"] == "scheduled":
+            self.surveys[ticket_id] = {**survey, "state": "cancelled"}
+
+    def due(self, clock: Clock, ticket_id: str, name: str) -> Emitted:
+        """survey_due, run by the SurveyClock (Processor.transact on the ticket's partition) once due_at is past."""
+        survey = self.surveys[ticket_id]
+        assert survey["state"] == "scheduled"
+        now = clock()
+        assert now >= survey["due_at"]
+        contact = survey["contact"]
+        due = {"survey_id": survey["survey_id"], "ticket_id": ticket_id, "customer_id": contact["customer_id"],
+               "channel": contact["channel"], "recipient": contact["recipient"], "language": contact["language"],
+               "name": contact.get("name"), "thread_key": contact.get("thread_key"), "agent_id": survey.get("agent_id"),
+               "resolved_at": survey["resolved_at"]}
+        self.surveys[ticket_id] = {**survey, "state": "due"}
+        return Emitted(name, FEEDBACK_SURVEYS, contact["customer_id"],
+                       pipeline_event("feedback", "survey.due", f"{survey['survey_id']}.due", due, ticket_id, now))
+
+    def ask(self, clock: Clock, due: Emitted, name: str) -> list[Emitted]:
+        """ask_how_it_went: the survey to the notifier, survey.sent, and survey.opened where
+        the customer answers by replying (not e-mail)."""
+        data = due.event.data
+        now = clock()
+        customer = self.customers.get(data["customer_id"])
+        assert surveys.skip_reason(customer=customer, ticket={"tags": []}, now=now, rules=SURVEY_RULES) is None
+        self.customers[data["customer_id"]] = {**(customer or {}), "last_surveyed_at": now}
+        expires_at = surveys.iso(surveys.moment(now) + timedelta(hours=SURVEY_RULES.answer_window_hours))
+        request = survey_request(data, now)
+        assert data["name"] is None or data["name"].split(" ")[0] in text_of(request)
+        ticket_id = data["ticket_id"]
+        out = [Emitted(name, NOTIFY_REQUESTS, recipient_key(data["recipient"]),
+                       pipeline_event("feedback", "notify.requested", request["request_id"], request, ticket_id, now))]
+        sent = {"survey_id": data["survey_id"], "ticket_id": ticket_id, "channel": data["channel"], "sent_at": now, "expires_at": expires_at}
+        out.append(Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event("feedback", "survey.sent", f"{data['survey_id']}.sent", sent, ticket_id, now)))
+        if data["channel"] != "email" and data.get("thread_key"):
+            opened = {"survey_id": data["survey_id"], "ticket_id": ticket_id, "thread_key": data["thread_key"], "expires_at": expires_at}
+            out.append(Emitted(name, INTAKE_RAW, data["thread_key"],
+                               pipeline_event("feedback", "survey.opened", f"{data['survey_id']}.opened", opened, ticket_id, now)))
+        return out
+
+    def answer_by_link(self, clock: Clock, url: str, comment: Any, name: str) -> Emitted:
+        """A survey page's POST (survey_pages.submit, then app.py answer_by_link): the link
+        read back, the comment as the form gives it."""
+        now = clock()
+        link = SURVEY_LINKS.read(url.removeprefix(f"{SURVEY_BASE_URL}/survey/"), now=at_seconds(now))
+        survey = self.facts[link["ticket_id"]]["survey"]
+        assert survey["survey_id"] == link["survey_id"] and surveys.answer_open(survey["sent_at"], now, SURVEY_RULES)
+        assert not (survey["via"] == "email_link" and survey["score"] == link["score"])
+        answered = {"survey_id": link["survey_id"], "ticket_id": link["ticket_id"], "score": link["score"],
+                    "comment": clean_comment(comment), "answered_at": now, "via": "email_link"}
+        return Emitted(name, TICKETS_EVENTS, link["ticket_id"], pipeline_event(
+            "feedback", "survey.answered", f"{link['survey_id']}.answer.link.{link['score']}", answered, link["ticket_id"], now))
+
+
+def resolution(clock: Clock, ticket_id: str, name: str) -> Emitted:
+    """The part of a ticket.resolved the facts hop reads (the router's own are emitted above):
+    an input here, not an example."""
+    at = clock()
+    return Emitted(name, TICKETS_EVENTS, ticket_id, pipeline_event(
+        "router", "ticket.resolved", f"{ticket_id}.resolved.example", {"ticket_id": ticket_id, "resolved_at": at}, ticket_id, at))
+
+
+def answered_in_the_thread(clock: Clock, opened: Emitted, contact: Emitted, thread: Thread) -> list[Emitted]:
+    """services/intake/app.py turn_contacts_into_ticket_events: survey.opened marks the
+    thread (normaliser.survey_opened), and the thread's next message, an answer, is a
+    survey.answered (normalise) rather than a ticket message."""
+    assert opened.key == contact.key, "both are keyed by the thread"
+    survey_opened(opened.event.data, thread)
+    [answer] = ticket_events(clock, contact, thread, contact.name)
+    assert answer.type == "survey.answered"
+    return [contact, answer]
+
+
+def satisfaction_surveys(clock: Clock, tickets_events: list[Emitted], chat_es: Thread, chat_en: Thread, sms_es: Thread) -> list[Emitted]:
+    """After resolution, feedback asks how it went: by e-mail with one-click links (Inés,
+    in Spanish), by SMS and by chat with "reply 1 to 5" (in Spanish, and in English for a
+    ticket whose first survey a reopening cancelled); the SMS and chat customers answer by
+    replying, the e-mail customer by a link and a comment; a low score reopens the ticket
+    (or, with FEEDBACK_LOW_SCORE_ACTION=note, adds a note). `tickets_events` are the
+    tickets.events so far, as the facts hop reads them."""
+    hops = FeedbackHops()
+    for emitted in tickets_events:
+        assert hops.read(clock, emitted) == []
+    created = {e.key: e.event.data for e in tickets_events if e.type == "ticket.created"}
+    email_es = next(t for t, d in created.items() if d["channel"] == "email")
+    sms_ticket = next(t for t, d in created.items() if d["channel"] == "sms")
+    chat_ticket_es = next(t for t, d in created.items() if d["thread_key"] == f"chat:{SESSION_ES}")
+    chat_ticket_en = next(t for t, d in created.items() if d["thread_key"] == f"chat:{SESSION_EN}")
+    assert hops.surveys[chat_ticket_en]["state"] == "cancelled", "the scenario reopened it before its survey was due"
+    names = {email_es: "survey-email-es", sms_ticket: "survey-sms-es", chat_ticket_es: "survey-chat-es", chat_ticket_en: "survey-chat-en"}
+    for ticket_id, name in names.items():
+        hops.read(clock, resolution(clock, ticket_id, name))
+
+    # An hour later the clock finds them due; one decision per customer.
+    later = Clock(max(hops.surveys[t]["due_at"] for t in names))
+    out: list[Emitted] = []
+    asked: dict[str, list[Emitted]] = {}
+    for ticket_id, name in names.items():
+        due = hops.due(later, ticket_id, name)
+        asked[name] = hops.ask(later, due, name)
+        out += [due, *asked[name]]
+        for emitted in asked[name]:
+            if emitted.topic == TICKETS_EVENTS:
+                hops.read(later, emitted)
+
+    def opened(name: str) -> Emitted:
+        return next(e for e in asked[name] if e.type == "survey.opened")
+
+    # The answers: "5 excelente" by SMS, "cuatro" in the Spanish chat, a click and a comment in the mail.
+    reply = sms_contact(later, "survey-sms-es", inbound_sms(sender="+34 612 345 678", body="5 excelente", sid="SM" + "b" * 32))
+    out += answered_in_the_thread(later, opened("survey-sms-es"), reply, sms_es)
+    reply = chat_contact(later, "survey-chat-es", SESSION_ES, "m-0003", "cuatro")
+    out += answered_in_the_thread(later, opened("survey-chat-es"), reply, chat_es)
+    mail = next(e for e in asked["survey-email-es"] if e.type == "notify.requested")
+    out.append(hops.answer_by_link(later, mail.event.data["params"]["links"]["4"],
+                                   "La devolución llegó en dos días, pero tuve que escribir dos veces.\r\n¡Gracias!", "survey-email-es"))
+    for answer in [e for e in out if e.type == "survey.answered"]:
+        assert hops.read(later, answer) == [], "no low score so far"
+
+    # A low score in the English chat: the ticket is reopened, or (the other setting) a note is added.
+    reply = chat_contact(later, "survey-chat-en", SESSION_EN, "client-7f4b", "2, the refund took too long")
+    contact, answer = answered_in_the_thread(later, opened("survey-chat-en"), reply, chat_en)
+    out += [contact, answer]
+    with_a_note = FeedbackHops(low_score_action="note")
+    with_a_note.facts = dict(hops.facts)
+    out += hops.read(later, answer)
+    out += with_a_note.read(later, answer, "survey-chat-en-note")
+    assert [e.type for e in out[-2:]] == ["ticket.reopened", "ticket.note_added"]
+    return out
+
+
 # --- every service: deadletter --------------------------------------------------------
 
 
@@ -644,7 +878,8 @@ def scenarios() -> list[Emitted]:
                            "Hi, I was charged twice for my subscription this month. Can you refund one of the payments?",
                            {"name": "John Smith", "email": "", "phone": "+44 20 7946 0958"})
     out.append(english)
-    [created_en] = ticket_events(clock, english, Thread(), "chat-en")
+    english_thread = Thread()
+    [created_en] = ticket_events(clock, english, english_thread, "chat-en")
     out.append(created_en)
     routed_en = triage_and_assign(clock, created_en.event.data, [], "chat-en-billing")
     out += routed_en
@@ -743,6 +978,11 @@ def scenarios() -> list[Emitted]:
     # The notifier's incidents: after the rest, so that the clock of the events above stays as it was.
     out += outage(clock, [(created_es, routed_es[1]), (created_en, routed_en[1]), (created_p1, routed_p1[1]),
                           (created_sms, routed_sms[1])])
+
+    # Feedback's satisfaction surveys, after the outage for the same reason; the facts hop
+    # reads every ticket event so far, the e-mail ticket's included.
+    read = [e for e in (*out, created_email, *routed_email) if e.topic == TICKETS_EVENTS]
+    out += satisfaction_surveys(clock, read, thread, english_thread, sms_thread)
     return out
 
 
