@@ -26,6 +26,7 @@ from deskstream.replica import watching
 from deskstream.topics import FEEDBACK_SURVEYS, INCIDENTS_EVENTS, INTAKE_RAW, NOTIFY_REQUESTS, TICKETS_EVENTS
 
 from services.feedback import dashboard, figures, metrics, surveys
+from services.feedback.dashboard_page import dashboard_page_routes
 from services.feedback.links import SurveyLinks
 from services.feedback.settings import FeedbackSettings
 from services.feedback.survey_clock import SurveyClock
@@ -246,4 +247,4 @@ async def warn_about_a_random_link_secret() -> None:
 
 
 app.web_server(HttpService(settings.service.http_host, settings.service.http_port, health_routes(pipeline),
-                           metric_routes, dashboard_routes, survey_routes(links, answer_by_link)))
+                           metric_routes, dashboard_routes, dashboard_page_routes(), survey_routes(links, answer_by_link)))

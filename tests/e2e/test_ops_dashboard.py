@@ -125,7 +125,8 @@ def test_queues_and_incidents_update_live_and_markup_stays_text(ops: Ops, pipeli
     page.evaluate("window.__same_page = true")  # gone if the page reloads
     before = queue_total(page)
 
-    open_chat_ticket(pipeline_services["intake"].url, f"My fibre internet connection keeps dropping every few minutes {uuid.uuid4().hex[:6]}")
+    said = f"My fibre internet connection keeps dropping every few minutes ({uuid.uuid4().hex[:6]})"
+    open_chat_ticket(pipeline_services["intake"].url, said)
     page.wait_for_function("(before) => Number(document.getElementById('queue-total').dataset.open) > before", arg=before,
                            timeout=60_000)
     assert page.evaluate("window.__same_page") is True, "the page reloaded"

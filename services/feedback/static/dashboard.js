@@ -47,7 +47,8 @@
       times_desc: 'Median first-response time and median resolution time per day in minutes, from {from} to {to}.',
       times_latest: 'Latest: first response {first}, resolution {resolution} ({day}).',
       dim_skill: 'skill', dim_region: 'region', noscript: 'The dashboard needs JavaScript.',
-      network: 'network', billing: 'billing', account: 'account', hardware: 'hardware', software: 'software', general: 'general'
+      network: 'network', billing: 'billing', account: 'account', hardware: 'hardware', software: 'software', general: 'general',
+      unclassified: 'unclassified'
     },
     es: {
       title: 'panel de operaciones', last_updated: 'Última actualización', connecting: 'conectando…', live: 'en directo',
@@ -69,7 +70,8 @@
       times_desc: 'Tiempo mediano de primera respuesta y de resolución por día, en minutos, del {from} al {to}.',
       times_latest: 'Último dato: primera respuesta {first}, resolución {resolution} ({day}).',
       dim_skill: 'habilidad', dim_region: 'región', noscript: 'El panel necesita JavaScript.',
-      network: 'red', billing: 'facturación', account: 'cuenta', hardware: 'hardware', software: 'software', general: 'general'
+      network: 'red', billing: 'facturación', account: 'cuenta', hardware: 'hardware', software: 'software', general: 'general',
+      unclassified: 'sin clasificar'
     }
   };
 
@@ -140,7 +142,7 @@
 
   function minutesText(minutes) { return minutes === null ? t('no_data') : decimal.format(minutes < 10 ? minutes : Math.round(minutes)) + ' min'; }
 
-  var SKILLS = ['network', 'billing', 'account', 'hardware', 'software', 'general'];
+  var SKILLS = ['network', 'billing', 'account', 'hardware', 'software', 'general', 'unclassified'];  // the rows' order
 
   /** A skill in the page's language (anything else as it came). */
   function label(word) { return SKILLS.indexOf(word) !== -1 ? t(word) : String(word); }
@@ -252,6 +254,12 @@
         .forEach(function (figures) { figures.open += open; figures.waiting += waiting; });
     });
 
+    skills.sort(function (a, b) {
+      var i = SKILLS.indexOf(a), j = SKILLS.indexOf(b);
+      if (i === -1) i = SKILLS.length - 1.5;  // an unknown skill: before "unclassified", by name
+      if (j === -1) j = SKILLS.length - 1.5;
+      return i - j || (a < b ? -1 : a > b ? 1 : 0);
+    });
     state.nextCells = {};
     var body = $('queue-rows');
     clear(body);
