@@ -27,6 +27,7 @@ from deskstream.topics import FEEDBACK_SURVEYS, INCIDENTS_EVENTS, INTAKE_RAW, NO
 
 from services.feedback import dashboard, figures, metrics, surveys
 from services.feedback.dashboard_page import dashboard_page_routes
+from services.feedback.exported import SupportFigures
 from services.feedback.links import SurveyLinks
 from services.feedback.settings import FeedbackSettings
 from services.feedback.survey_clock import SurveyClock
@@ -39,6 +40,7 @@ app = create_app(settings.service)
 pipeline = Pipeline(app, settings.service)
 links = SurveyLinks(settings.link_secret, settings.surveys.answer_window_hours * 3600, settings.public_base_url)
 facts_replica = pipeline.replica("ticket_facts")
+pipeline.metrics.registry.register(SupportFigures(facts_replica.values))
 incidents_replica = pipeline.replica("incidents")
 DASHBOARD_EVERY_SECONDS = 1.0  # the live page gets at most one update a second
 LOW_SCORE = 2

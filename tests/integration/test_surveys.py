@@ -14,7 +14,7 @@ from email import message_from_bytes, policy
 import aiohttp
 import pytest
 
-from deskstream.topics import TICKETS_EVENTS
+from deskstream.topics import FEEDBACK_SURVEYS, TICKETS_EVENTS
 from tests.agent_api import AgentApi
 from tests.harness import read_topic, wait_for_events
 from tests.integration.test_agent_replies import chat_ticket, ticket_and_agent, token_of
@@ -74,6 +74,18 @@ async def test_an_sms_customer_answers_the_survey_by_reply_and_no_ticket_is_open
     assert [e.type for e in events].count("survey.sent") == 1
     row = await metrics_for(pipeline_services["feedback"].url, "sms")
     assert row["surveys_answered"] >= 1 and row["csat"] is not None
+
+    # resolved again within the fatigue period: the survey comes due, and is not sent
+    async with aiohttp.ClientSession() as http:
+        agent = AgentApi(http, router.url, token_of(agent_id))
+        assert (await agent.post(f"/api/tickets/{ticket_id}/reopen", {"reason": "El router tampoco va"}))[0] == 202
+        await agent.ticket_when(ticket_id, lambda t: t["status"] != "resolved")
+        assert (await agent.post(f"/api/tickets/{ticket_id}/resolve", {"note": "Router cambiado."}))[0] == 202
+    due = await wait_for_events(kafka.bootstrap, FEEDBACK_SURVEYS, lambda e: e.data["ticket_id"] == ticket_id, 2, 60)
+    assert len({e.data["survey_id"] for e in due}) == 2
+    await asyncio.sleep(3)
+    sent = [e for e in await read_topic(kafka.bootstrap, TICKETS_EVENTS) if e.type == "survey.sent" and e.data["ticket_id"] == ticket_id]
+    assert len(sent) == 1
 
 
 async def test_a_chat_customer_answers_in_words(pipeline_services, kafka):
