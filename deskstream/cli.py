@@ -119,6 +119,7 @@ def up() -> None:
         env.setdefault("ROUTER_SESSION_SECRET", local_secret(data_dir(), "console-session-secret"))
         env.setdefault("NOTIFIER_OPS_TOKEN", local_secret(data_dir(), "ops-token"))
         env.setdefault("FEEDBACK_SURVEY_SECRET", local_secret(data_dir(), "survey-link-secret"))
+        env.setdefault("FEEDBACK_SURVEY_DELAY_SECONDS", "60")  # a local trial sees its survey a minute after resolving
         for name in SERVICES:
             processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "deskstream.cli", "run", name], env=env, preexec_fn=die_with_parent
@@ -136,6 +137,8 @@ def up() -> None:
             f"  incident API       http://{host}:{port['notifier']}/api/incidents (deskstream incident ...; "
             f"export NOTIFIER_OPS_TOKEN=$(cat {data_dir() / 'ops-token'}))\n"
             f"  support figures    http://{host}:{port['feedback']}/api/metrics?by=channel\n"
+            f"  ops dashboard      http://{host}:{port['feedback']}/dashboard (surveys go out "
+            f"{env['FEEDBACK_SURVEY_DELAY_SECONDS']} s after a resolution)\n"
             f"  health / metrics   /healthz, /readyz and /metrics on each port\n"
             f"  Kafka              {env['KAFKA_BOOTSTRAP_SERVERS']}\n"
             "Press Ctrl-C to stop everything.\n",

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from deskstream.phones import split_channel
 
-from services.notifier import sms_text
+from services.notifier import sms_text, templates
 
 TICKET_ID = re.compile(r"^T-[A-Z2-7]{8}$")
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
@@ -23,6 +23,8 @@ def chat_message(request: dict[str, Any], text: str, sent_at: str) -> dict[str, 
         "text": text,
         "sent_at": sent_at,
     }
+    if request["reason"] == "survey":  # answered with a button on the page
+        message["choices"] = templates.survey_choices(request["language"])
     return with_subject(message, request)
 
 

@@ -66,6 +66,18 @@ TEMPLATES["survey_links"] = {
            "2 - Mal: {link_2}\n1 - Muy mal: {link_1}"),
 }
 
+# On the chat page a survey also comes as five buttons; each sends its reply as if typed.
+SURVEY_CHOICES = {
+    "en": ("5 · Very good", "4 · Good", "3 · OK", "2 · Bad", "1 · Very bad"),
+    "es": ("5 · Muy bien", "4 · Bien", "3 · Regular", "2 · Mal", "1 · Muy mal"),
+}
+
+
+def survey_choices(language: str) -> list[dict[str, str]]:
+    labels = SURVEY_CHOICES.get(language, SURVEY_CHOICES[DEFAULT_LANGUAGE])
+    return [{"label": label, "reply": label.split(" ", 1)[0]} for label in labels]
+
+
 # The subject of mail that answers no message of the customer's (a notice to a subscriber).
 SUBJECTS = {
     "incident": {"en": "Service notice: {service}", "es": "Aviso de servicio: {service}"},

@@ -213,3 +213,39 @@ def test_a_rejection_reason_is_shown_plainly(customer_factory):
     expect(page.locator("#messages .message.mine.failed .meta")).to_contain_text("customer.phone is not a phone number")
     assert len(kim.posts) == 1, "a 4xx is not retried"
     kim.check_clean()
+
+
+def in_a_thread(coroutine):
+    """Run an async helper beside Playwright's sync API (which owns this thread's loop)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def test_a_survey_on_the_chat_page_is_answered_with_a_button(customer_factory, intake_service, pipeline_services, kafka):
+    from deskstream.topics import TICKETS_EVENTS
+    from tests.harness import wait_for_events
+    from tests.integration.test_surveys import answers_of, resolve
+
+    rosa = customer_factory("es-ES")
+    page = rosa.open()
+    page.get_by_label("Nombre").fill("Rosa")
+    rosa.say("No me llega la factura de este mes")
+    expect_ack(page, intake_service)
+    ticket_id = TICKET.search(page.locator(ACK).locator(".body").text_content() or "").group(0)
+    [assigned] = in_a_thread(wait_for_events(kafka.bootstrap, TICKETS_EVENTS, lambda e: e.type == "ticket.assigned"
+                                             and e.data["ticket_id"] == ticket_id, 1, 60))
+    in_a_thread(resolve(pipeline_services["router"].url, ticket_id, assigned.data["agent_id"]))
+
+    survey = page.locator("#messages .message.support[data-kind='survey']")
+    expect(survey).to_have_count(1, timeout=60_000)
+    expect(survey.locator(".body")).to_contain_text("del 1 (muy mal) al 5 (muy bien)")
+    expect(survey.locator("button.choice")).to_have_count(5)
+    survey.get_by_role("button", name="4 · Bien").click()
+    expect(survey.get_by_role("button", name="4 · Bien")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#messages .message.mine .body").last).to_have_text("4")
+    [answer] = in_a_thread(answers_of(kafka.bootstrap, ticket_id, 1))
+    assert (answer.data["score"], answer.data["via"]) == (4, "chat")
+    rosa.check_clean()

@@ -45,6 +45,7 @@
       failed: 'Not sent: {reason}',
       counter: '{n} / {max} bytes',
       tooLong: 'Your message is too long ({n} bytes; the limit is {max}). Please shorten it or send it in several parts.',
+      choices: 'Your answer',
       needName: 'Please tell us your name before sending your first message.',
       badEmail: 'Please check your e-mail address, or leave it empty.',
       expired: 'this conversation has expired; send your message again to start a new one',
@@ -78,6 +79,7 @@
       failed: 'No enviado: {reason}',
       counter: '{n} / {max} bytes',
       tooLong: 'Tu mensaje es demasiado largo ({n} bytes; el máximo es {max}). Acórtalo o envíalo en varias partes.',
+      choices: 'Tu respuesta',
       needName: 'Dinos tu nombre antes de enviar el primer mensaje.',
       badEmail: 'Revisa tu correo electrónico o déjalo vacío.',
       expired: 'esta conversación ha caducado; vuelve a enviar el mensaje para empezar una nueva',
@@ -246,11 +248,38 @@
     var ticket = item.querySelector('.ticket');
     if (ticket) ticket.textContent = t('ticket', { id: entry.ticketId });
     item.querySelector('.meta').textContent = metaText(entry);
+    var choices = created && validChoices(entry.choices);
+    if (choices) item.appendChild(choiceButtons(choices));
     if (created) {
       ui.list.appendChild(item);
       ui.empty.hidden = true;
       ui.scroller.scrollTop = ui.scroller.scrollHeight;
     }
+  }
+
+  /* A survey's scores as buttons: each sends its reply as if the customer typed it. */
+  function choiceButtons(choices) {
+    var group = element('div', 'choices');
+    group.setAttribute('role', 'group');
+    group.setAttribute('aria-label', t('choices'));
+    choices.forEach(function (choice) {
+      var button = element('button', 'choice', choice.label);
+      button.type = 'button';
+      button.addEventListener('click', function () {
+        group.querySelectorAll('button').forEach(function (b) { b.setAttribute('aria-pressed', String(b === button)); });
+        submit(choice.reply);
+      });
+      group.appendChild(button);
+    });
+    return group;
+  }
+
+  function validChoices(value) {
+    if (!Array.isArray(value)) return null;
+    var kept = value.filter(function (c) {
+      return c && typeof c.label === 'string' && typeof c.reply === 'string' && c.label.length <= 40 && c.reply.length <= 20;
+    }).slice(0, 5);
+    return kept.length ? kept.map(function (c) { return { label: c.label, reply: c.reply }; }) : null;
   }
 
   function metaText(entry) {
@@ -424,8 +453,8 @@
     }
   }
 
-  function submit() {
-    var text = ui.text.value;
+  function submit(chosen) {
+    var text = typeof chosen === 'string' ? chosen : ui.text.value;
     notify('');
     if (!text.trim()) return;
     var bytes = updateCounter();
@@ -459,9 +488,11 @@
     save();
     renderEntry(entry);
     updateSessionUi();
-    ui.text.value = '';
-    updateCounter();
-    ui.text.focus();
+    if (typeof chosen !== 'string') {
+      ui.text.value = '';
+      updateCounter();
+      ui.text.focus();
+    }
     pump();
   }
 
@@ -544,6 +575,7 @@
         from: 'support', id: id, seq: seq, text: message.text,
         ticketId: typeof message.ticket_id === 'string' ? message.ticket_id : null,
         kind: typeof message.kind === 'string' ? message.kind : null,
+        choices: validChoices(message.choices),
         at: typeof message.sent_at === 'string' ? message.sent_at : null
       };
       state.transcript.push(entry);
