@@ -19,7 +19,7 @@ from aiohttp import web
 from deskstream.events import Event, stable_id, utcnow
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
-from deskstream.pipeline import Pipeline
+from deskstream.pipeline import NotStored, Pipeline
 from deskstream.processor import Step
 from deskstream.recipients import recipient_key
 from deskstream.replica import watching
@@ -56,27 +56,37 @@ def keep_ticket_facts(event: Event, step: Step) -> None:
     ticket_id = event.data["ticket_id"]
     before = facts.get(ticket_id)
     if event.type == "survey.answered" and not answer_in_time(before, event.data):
-        return  # none after the survey's window (or for a survey this ticket no longer holds)
+        return  # none after the survey's window, for a survey this ticket no longer holds, or a link used before
     updated = metrics.record(before, event.type, event.data, event.time)
     if updated is not None:
-        facts[ticket_id] = updated
         if event.type == "survey.answered":
-            close_the_loop(step, before, updated)
+            updated = remember_answer(step, updated, event.data)
+        facts[ticket_id] = updated
     schedule_surveys(event, step)
 
 
 def answer_in_time(facts: dict | None, answered: dict) -> bool:
     survey = (facts or {}).get("survey") or {}
+    if answered["via"] == "email_link" and answered["score"] in survey.get("links_used", []):
+        return False  # each link once
     return survey.get("survey_id") == answered["survey_id"] and surveys.answer_open(survey["sent_at"], answered["answered_at"], settings.surveys)
 
 
-def close_the_loop(step: Step, before: dict, after: dict) -> None:
-    """A score of 1 or 2 (the first low one of a survey) goes back to support, with the
-    customer's comment: the ticket is reopened, or a note asks supervisors to follow up."""
-    said, was = after.get("survey") or {}, (before or {}).get("survey") or {}
-    if not said.get("score") or said["score"] > LOW_SCORE or (was.get("score") or 5) <= LOW_SCORE:
-        return
-    ticket_id = after["ticket_id"]
+def remember_answer(step: Step, facts: dict, answered: dict) -> dict:
+    """The facts after an answer, with the links used so far, and the low score taken
+    back to support once per survey."""
+    survey = dict(facts["survey"])
+    if answered["via"] == "email_link":
+        survey["links_used"] = [*survey.get("links_used", []), answered["score"]]
+    if answered["score"] <= LOW_SCORE and not survey.get("low_score_at"):
+        close_the_loop(step, facts["ticket_id"], survey)
+        survey["low_score_at"] = answered["answered_at"]
+    return {**facts, "survey": survey}
+
+
+def close_the_loop(step: Step, ticket_id: str, said: dict) -> None:
+    """A survey's first score of 1 or 2 goes back to support, with the customer's
+    comment: the ticket is reopened, or a note asks supervisors to follow up."""
     comment = f': "{said["comment"]}"' if said.get("comment") else " (no comment)"
     text = f"The customer scored the support {said['score']} of 5{comment}"
     event_id = f"{said['survey_id']}.low-score"
@@ -94,6 +104,8 @@ def schedule_surveys(event: Event, step: Step) -> None:
     table = step.table("surveys")
     ticket_id = event.data["ticket_id"]
     if event.type == "ticket.created":
+        if table.get(ticket_id) is not None:
+            return  # a repeated creation changes nothing
         data = event.data
         table[ticket_id] = {"state": "open", "contact": {
             "customer_id": data["customer"].get("id") or recipient_key(data["reply_to"]), "channel": data["channel"],
@@ -105,13 +117,21 @@ def schedule_surveys(event: Event, step: Step) -> None:
         return
     if event.type == "ticket.assigned":
         table[ticket_id] = {**survey, "agent_id": event.data["agent_id"]}
-    elif event.type == "ticket.resolved" and survey["state"] != "scheduled":
+    elif event.type == "ticket.resolved" and survey["state"] != "scheduled" and newer(event.data["resolved_at"], survey):
         due_at = surveys.due_at(event.data["resolved_at"], settings.surveys)
         table[ticket_id] = {**survey, "state": "scheduled", "due_at": due_at, "resolved_at": event.data["resolved_at"],
                             "survey_id": surveys.survey_id(ticket_id, event.data["resolved_at"])}
         step.after_commit(lambda: clock.scheduled(step.partition, ticket_id, due_at))
-    elif event.type == "ticket.reopened" and survey["state"] == "scheduled":
-        table[ticket_id] = {**survey, "state": "cancelled"}
+    elif event.type == "ticket.reopened":
+        cancelled = {"state": "cancelled"} if survey["state"] == "scheduled" else {}
+        table[ticket_id] = {**survey, **cancelled, "reopened_at": event.data["reopened_at"]}
+
+
+def newer(resolved_at: str, survey: dict) -> bool:
+    """Whether a resolution is later than the last one surveyed and the last reopening:
+    a replayed or late `ticket.resolved` brings no survey back."""
+    seen = [survey[field] for field in ("resolved_at", "reopened_at") if survey.get(field)]
+    return all(metrics.moment(resolved_at) > metrics.moment(stamp) for stamp in seen)
 
 
 def survey_due(step: Step, ticket_id: str) -> None:
@@ -166,7 +186,10 @@ def survey_request(due: dict) -> dict:
 
 
 async def answer_by_link(link: dict, comment: str | None) -> str:
-    """A survey page's POST: record the answer, once per survey and link, within the window."""
+    """A survey page's POST: record the answer, once per link, within the window (the
+    facts hop has the last word: a link used twice in quick succession counts once)."""
+    if not facts_replica.caught_up:
+        raise NotStored("the survey facts are still loading")  # the page asks to try again
     facts = facts_replica.get(link["ticket_id"]) or {}
     survey = facts.get("survey") or {}
     if survey.get("survey_id") != link["survey_id"] or not survey.get("sent_at"):
@@ -174,7 +197,7 @@ async def answer_by_link(link: dict, comment: str | None) -> str:
     now = utcnow()
     if not surveys.answer_open(survey["sent_at"], now, settings.surveys):
         return CLOSED
-    if survey.get("via") == "email_link" and survey.get("score") == link["score"]:
+    if link["score"] in survey.get("links_used", []):
         return ALREADY_ANSWERED
     answered = {"survey_id": link["survey_id"], "ticket_id": link["ticket_id"], "score": link["score"], "comment": comment,
                 "answered_at": now, "via": "email_link"}
@@ -195,8 +218,10 @@ def follow_incidents(event: Event, step: Step) -> None:
         table[key] = changed
 
 
-def dashboard_snapshot() -> dict:
-    return dashboard.snapshot(facts_replica.values(), incidents_replica.values(), datetime.now(timezone.utc))
+# One snapshot a second, shared by every open dashboard: making one reads every ticket's facts.
+dashboard_snapshot = dashboard.Fresh(
+    lambda: dashboard.snapshot(facts_replica.values(), incidents_replica.values(), datetime.now(timezone.utc)),
+    DASHBOARD_EVERY_SECONDS)
 
 
 def dashboard_routes(application: web.Application) -> None:

@@ -3,10 +3,13 @@ and CSAT and response times day by day. Built on request from the facts every wo
 reads (`ticket_facts` and `incidents` replicas), so any feedback worker answers."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from services.feedback import metrics
+
+T = TypeVar("T")
 
 DAYS_SHOWN = 14
 SUSPICIONS_SHOWN = 20
@@ -81,3 +84,20 @@ def snapshot(all_facts: Iterable[dict[str, Any]], incidents: Iterable[dict[str, 
                 (now - timedelta(days=n)).strftime("%Y-%m-%d") for n in range(DAYS_SHOWN - 1, -1, -1))
         ],
     }
+
+
+class Fresh(Generic[T]):
+    """`make()`'s value, made again at most once every `seconds`: what is read on every
+    request (a dashboard, a scrape) but costs a pass over every ticket's facts."""
+
+    def __init__(self, make: Callable[[], T], seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.make = make
+        self.seconds = seconds
+        self.clock = clock
+        self._made: tuple[float, T] | None = None
+
+    def __call__(self) -> T:
+        now = self.clock()
+        if self._made is None or now - self._made[0] >= self.seconds:
+            self._made = (now, self.make())
+        return self._made[1]

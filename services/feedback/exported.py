@@ -9,6 +9,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.feedback import metrics
+from services.feedback.dashboard import Fresh
+
+REUSE_SECONDS = 15.0
 
 FIGURES = (  # (figure in metrics.summary, metric name, help)
     ("csat", "deskstream_csat_ratio", "Share of survey answers scoring 4 or 5"),
@@ -27,12 +30,16 @@ class SupportFigures(Collector):
     """All tickets' figures, per channel, skill and priority (the per-agent and per-day
     figures stay in `/api/metrics`: as labels they would grow without bound)."""
 
-    def __init__(self, facts: Callable[[], Iterable[dict[str, Any]]]) -> None:
+    def __init__(self, facts: Callable[[], Iterable[dict[str, Any]]], reuse_seconds: float = REUSE_SECONDS) -> None:
         self.facts = facts
+        self.rows = Fresh(self._summarise, reuse_seconds)  # a pass over every ticket: not on every scrape
+
+    def _summarise(self) -> dict[str, list[dict[str, Any]]]:
+        all_facts = list(self.facts())
+        return {by: metrics.summary(all_facts, by=by) for by in LABELLED_BY}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        all_facts = list(self.facts())
-        rows = {by: metrics.summary(all_facts, by=by) for by in LABELLED_BY}
+        rows = self.rows()
         for figure, name, help_text in FIGURES:
             family = GaugeMetricFamily(name, help_text, labels=["by", "value"])
             for by, grouped in rows.items():

@@ -22,7 +22,7 @@ from deskstream.processor import Processor, Step, Store
 log = logging.getLogger(__name__)
 
 SURVEYS = "surveys"
-RETRY_SECONDS = 5.0
+RETRY_SECONDS = 30.0
 
 Due = Callable[[Step, str], None]  # (step on the ticket's partition, ticket id): hand the survey on
 
@@ -68,5 +68,13 @@ class SurveyClock(Service):
             survey = self.processor.committed(partition, SURVEYS, ticket_id)
             if not survey or survey.get("state") != "scheduled":
                 continue
-            if not await self.processor.transact(partition, lambda step, t=ticket_id: self.due(step, t)):
+            if when(survey["due_at"]) > time.time():  # an older resolution's entry: the survey is due later
+                self.scheduled(partition, ticket_id, survey["due_at"])
+                continue
+            try:
+                handed_on = await self.processor.transact(partition, lambda step, t=ticket_id: self.due(step, t))
+            except Exception:  # a bug in one survey must not stop the others
+                log.exception("survey not handed on; trying again later", extra={"ticket_id": ticket_id})
+                handed_on = False
+            if not handed_on:
                 heapq.heappush(self._heap, (time.time() + RETRY_SECONDS, ticket_id, partition))

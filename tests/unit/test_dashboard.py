@@ -57,3 +57,11 @@ def test_the_days_are_the_last_fourteen_oldest_first_with_gaps_as_none():
     assert len(days) == 14 and days[0]["day"] == "2026-11-19" and days[-1]["day"] == "2026-12-02"
     assert days[-1]["tickets"] == 1 and days[-1]["csat"] == 1.0 and days[-1]["first_response_seconds_median"] == 300
     assert days[-2]["tickets"] is None and days[-2]["csat"] is None
+
+
+def test_what_every_request_reads_is_made_again_at_most_once_per_period():
+    made, now = [], [0.0]
+    fresh = dashboard.Fresh(lambda: made.append(1) or len(made), 1.0, clock=lambda: now[0])
+    assert (fresh(), fresh()) == (1, 1)
+    now[0] = 1.0
+    assert fresh() == 2

@@ -139,10 +139,29 @@ def test_a_reply_to_a_survey_is_an_answer_and_not_a_message():
     default_contract().check(Event("survey.answered", "deskstream/intake", answered.id, answered.data))
 
 
-def test_a_new_problem_after_a_survey_is_a_message_and_an_expired_survey_takes_no_answers():
+def test_a_new_problem_after_a_survey_is_a_message_and_closes_the_survey():
     thread = survey_thread()
     [message] = normalise(sms.contact_data(parse(body="5 días sin internet"), "cus-1", NOW), thread)
     assert message.type == "ticket.message_received"
+    [later] = normalise(sms.contact_data(parse(body="4"), "cus-1", NOW), thread)
+    assert later.type == "ticket.message_received"
+
+
+def test_an_expired_survey_takes_no_answers():
+    thread = survey_thread()
     thread.survey = {**thread.survey, "expires_at": "2000-01-01T00:00:00.000Z"}
     [late] = normalise(sms.contact_data(parse(body="4"), "cus-1", NOW), thread)
     assert late.type == "ticket.message_received"
+
+
+def test_an_answer_can_be_corrected_for_ten_minutes_and_then_short_replies_are_messages_again():
+    thread = survey_thread()
+    [first] = normalise(sms.contact_data(parse(body="5"), "cus-1", NOW), thread)
+    [again] = normalise(sms.contact_data(parse(body="no, mejor 4"), "cus-1", "2026-12-02T10:05:00.000Z"), thread)
+    assert first.type == "survey.answered" and again.type == "ticket.message_received"  # "no, ..." is not a score
+    thread = survey_thread()
+    normalise(sms.contact_data(parse(body="5"), "cus-1", NOW), thread)
+    [corrected] = normalise(sms.contact_data(parse(body="4"), "cus-1", "2026-12-02T10:05:00.000Z"), thread)
+    [thanks] = normalise(sms.contact_data(parse(body="ok gracias"), "cus-1", "2026-12-02T10:30:00.000Z"), thread)
+    assert (corrected.type, corrected.data["score"]) == ("survey.answered", 4)
+    assert thanks.type == "ticket.message_received"

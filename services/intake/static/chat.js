@@ -457,7 +457,7 @@
     var text = typeof chosen === 'string' ? chosen : ui.text.value;
     notify('');
     if (!text.trim()) return;
-    var bytes = updateCounter();
+    var bytes = typeof chosen === 'string' ? encoder.encode(text).length : updateCounter();
     if (bytes > MAX_TEXT_BYTES) {
       notify(t('tooLong', { n: number(bytes), max: number(MAX_TEXT_BYTES) }));
       ui.text.focus();
