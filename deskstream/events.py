@@ -25,7 +25,20 @@ class EventDecodeError(ValueError):
 
 def utcnow() -> str:
     """RFC 3339 timestamp with milliseconds, as CloudEvents' `time` wants it."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return timestamp(datetime.now(timezone.utc))
+
+
+def timestamp(moment: datetime) -> str:
+    """`moment` the way every event writes a time: UTC, milliseconds, `Z` (so that times
+    compare as text too)."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """A time as events and queries carry it (RFC 3339, `Z` or an offset), as an aware
+    datetime; one written without an offset is taken as UTC."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def stable_id(*parts: str, length: int = 26) -> str:

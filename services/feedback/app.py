@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 from aiohttp import web
 
-from deskstream.events import Event, stable_id, utcnow
+from deskstream.events import Event, parse_timestamp, stable_id, timestamp, utcnow
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
 from deskstream.pipeline import NotStored, Pipeline
@@ -44,10 +44,6 @@ pipeline.metrics.registry.register(SupportFigures(facts_replica.values))
 incidents_replica = pipeline.replica("incidents")
 DASHBOARD_EVERY_SECONDS = 1.0  # the live page gets at most one update a second
 LOW_SCORE = 2
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @pipeline.processor("facts", source=TICKETS_EVENTS, tables=("ticket_facts", "surveys"))
@@ -131,7 +127,7 @@ def newer(resolved_at: str, survey: dict) -> bool:
     """Whether a resolution is later than the last one surveyed and the last reopening:
     a replayed or late `ticket.resolved` brings no survey back."""
     seen = [survey[field] for field in ("resolved_at", "reopened_at") if survey.get(field)]
-    return all(metrics.moment(resolved_at) > metrics.moment(stamp) for stamp in seen)
+    return all(parse_timestamp(resolved_at) > parse_timestamp(stamp) for stamp in seen)
 
 
 def survey_due(step: Step, ticket_id: str) -> None:
@@ -161,7 +157,7 @@ def ask_how_it_went(due: Event, step: Step) -> None:
         log.info("survey skipped", extra={"ticket_id": data["ticket_id"], "survey_id": data["survey_id"], "reason": reason})
         return
     customers[data["customer_id"]] = {**(customer or {}), "last_surveyed_at": now}
-    expires_at = iso(datetime.now(timezone.utc) + timedelta(hours=settings.surveys.answer_window_hours))
+    expires_at = timestamp(datetime.now(timezone.utc) + timedelta(hours=settings.surveys.answer_window_hours))
     request = survey_request(data)
     step.emit(NOTIFY_REQUESTS, recipient_key(data["recipient"]),
               pipeline.event("notify.requested", request["request_id"], request, data["ticket_id"]))

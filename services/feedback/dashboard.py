@@ -7,6 +7,8 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
+from deskstream.events import parse_timestamp, timestamp
+
 from services.feedback import metrics
 
 T = TypeVar("T")
@@ -35,7 +37,7 @@ def queues(all_facts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _after(stamp: str | None, than: str) -> bool:
-    return stamp is not None and metrics.moment(stamp) > metrics.moment(than)
+    return stamp is not None and parse_timestamp(stamp) > parse_timestamp(than)
 
 
 def breaches(all_facts: list[dict[str, Any]], today: str) -> dict[str, int]:
@@ -68,7 +70,7 @@ def snapshot(all_facts: Iterable[dict[str, Any]], incidents: Iterable[dict[str, 
     first_day = (now - timedelta(days=DAYS_SHOWN - 1)).strftime("%Y-%m-%d")
     days = {row["day"]: row for row in metrics.summary(facts, by="day", since=first_day)}
     return {
-        "generated_at": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "generated_at": timestamp(now),
         "queues": queues(facts),
         "breaches": breaches(facts, now.strftime("%Y-%m-%d")),
         "incidents": {

@@ -7,14 +7,10 @@ request: nothing is counted twice when an event is replayed.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from statistics import median
 from typing import Any, Iterable
 
-
-def seconds_between(start: str, end: str) -> float:
-    parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
+from services.feedback.metrics import seconds_between
 
 
 def record(facts: dict[str, Any] | None, event_type: str, data: dict[str, Any], time: str) -> dict[str, Any] | None:

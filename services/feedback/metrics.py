@@ -27,6 +27,8 @@ import io
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+from deskstream.events import parse_timestamp
+
 DIMENSIONS = ("agent", "skill", "channel", "priority", "day")
 UNASSIGNED = "unassigned"
 UNCLASSIFIED = "unclassified"
@@ -35,20 +37,13 @@ SATISFIED_SCORES = frozenset({4, 5})  # CSAT counts the answers in the top two o
 Facts = dict[str, Any]
 
 
-def moment(stamp: str) -> datetime:
-    """An ISO 8601 time as an aware datetime; a time without an offset is taken as UTC
-    (so `since=2026-11-22` means midnight UTC)."""
-    parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def seconds_between(start: str, end: str) -> float:
-    return (moment(end) - moment(start)).total_seconds()
+    return (parse_timestamp(end) - parse_timestamp(start)).total_seconds()
 
 
 def _newer(stamp: str, than: str | None) -> bool:
     """Compared as instants, so that `...Z` and `...+00:00` of one moment are the same."""
-    return than is None or moment(stamp) > moment(than)
+    return than is None or parse_timestamp(stamp) > parse_timestamp(than)
 
 
 def record(facts: Facts | None, event_type: str, data: dict[str, Any], time: str) -> Facts | None:
@@ -77,7 +72,7 @@ def _apply(facts: Facts, event_type: str, data: dict[str, Any], time: str) -> Fa
         return {**facts, "agent_id": data["agent_id"], "assigned_at": time}
     if event_type == "ticket.reply_sent":
         first = facts.get("first_reply_at")
-        if first is not None and moment(data["sent_at"]) >= moment(first):
+        if first is not None and parse_timestamp(data["sent_at"]) >= parse_timestamp(first):
             return None
         return {**facts, "first_reply_at": data["sent_at"]}
     if event_type == "ticket.resolved":
@@ -144,7 +139,7 @@ def dimension_value(facts: Facts, by: str) -> str:
     if by == "channel":
         return facts["channel"]
     if by == "day":
-        return moment(facts["created_at"]).astimezone(timezone.utc).date().isoformat()
+        return parse_timestamp(facts["created_at"]).astimezone(timezone.utc).date().isoformat()
     raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}, not {by!r}")
 
 
@@ -159,8 +154,8 @@ def summary(all_facts: Iterable[Facts], *, by: str | None = None, since: str | N
     dimension's value, which is the row's first column, named after the dimension."""
     if by is not None and by not in DIMENSIONS:
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}, not {by!r}")
-    start, end = (moment(since) if since else None), (moment(until) if until else None)
-    chosen = [facts for facts in all_facts if _within(moment(facts["created_at"]), start, end)]
+    start, end = (parse_timestamp(since) if since else None), (parse_timestamp(until) if until else None)
+    chosen = [facts for facts in all_facts if _within(parse_timestamp(facts["created_at"]), start, end)]
     if by is None:
         return [figures(chosen)]
     groups: dict[str, list[Facts]] = {}

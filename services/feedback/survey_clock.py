@@ -12,11 +12,11 @@ import asyncio
 import heapq
 import logging
 import time
-from datetime import datetime
 from typing import Any, Callable
 
 from mode import Service
 
+from deskstream.events import parse_timestamp
 from deskstream.processor import Processor, Step, Store
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ Due = Callable[[Step, str], None]  # (step on the ticket's partition, ticket id)
 
 
 def when(due_at: str) -> float:
-    return datetime.fromisoformat(due_at.replace("Z", "+00:00")).timestamp()
+    return parse_timestamp(due_at).timestamp()
 
 
 class SurveyClock(Service):

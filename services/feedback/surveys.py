@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
+
+from deskstream.events import parse_timestamp, timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,20 +24,9 @@ class SurveyRules:
     skip_tags: frozenset[str] = frozenset({"spam", "auto_closed"})
 
 
-def moment(stamp: str) -> datetime:
-    """An ISO 8601 time as an aware datetime (a time without an offset is taken as UTC)."""
-    parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def iso(at: datetime) -> str:
-    """UTC with milliseconds and "Z", the form of every event's time."""
-    return at.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def due_at(resolved_at: str, rules: SurveyRules) -> str:
     """When the survey of a resolution goes out: the delay gives a reopening time to happen first."""
-    return iso(moment(resolved_at) + timedelta(seconds=rules.delay_seconds))
+    return timestamp(parse_timestamp(resolved_at) + timedelta(seconds=rules.delay_seconds))
 
 
 def skip_reason(*, customer: dict | None, ticket: dict, now: str, rules: SurveyRules) -> str | None:
@@ -61,8 +52,8 @@ def skip_reason(*, customer: dict | None, ticket: dict, now: str, rules: SurveyR
     if ticket.get("reopened_after_resolution"):
         return "reopened"
     last = customer.get("last_surveyed_at")
-    if last is not None and moment(now) - moment(last) < timedelta(days=rules.fatigue_days):
-        day = moment(last).astimezone(timezone.utc).date().isoformat()
+    if last is not None and parse_timestamp(now) - parse_timestamp(last) < timedelta(days=rules.fatigue_days):
+        day = parse_timestamp(last).astimezone(timezone.utc).date().isoformat()
         return f"surveyed on {day} (fatigue: one per {rules.fatigue_days:g} days)"
     return None
 
@@ -71,7 +62,7 @@ def answer_open(sent_at: str, now: str, rules: SurveyRules) -> bool:
     """Whether an answer given at `now` still counts: for `answer_window_hours` after
     sending, the end excluded (as intake treats the survey's `expires_at`). An answer
     stamped before `sent_at` is another clock's skew, not a reason to refuse it."""
-    return moment(now) < moment(sent_at) + timedelta(hours=rules.answer_window_hours)
+    return parse_timestamp(now) < parse_timestamp(sent_at) + timedelta(hours=rules.answer_window_hours)
 
 
 def survey_id(ticket_id: str, resolved_at: str) -> str:
@@ -80,6 +71,6 @@ def survey_id(ticket_id: str, resolved_at: str) -> str:
     Stable, so that a replayed ticket.resolved schedules the same survey (and every event
     about it carries the same id), while a second resolution after a reopening gets a
     survey of its own. The time is normalised first: the same instant, the same id."""
-    key = f"{ticket_id}\x1f{moment(resolved_at).astimezone(timezone.utc).isoformat()}"
+    key = f"{ticket_id}\x1f{parse_timestamp(resolved_at).astimezone(timezone.utc).isoformat()}"
     digest = hashlib.sha256(key.encode()).digest()
     return "S-" + base64.b32encode(digest).decode().lower()[:12]

@@ -9,11 +9,11 @@ a replay does not even produce them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from deskstream import survey_answers
-from deskstream.events import stable_id
+from deskstream.events import parse_timestamp, stable_id, timestamp
 from deskstream.mailthread import ticket_named
 
 from services.intake.language import detect_language, normalise_language
@@ -21,10 +21,6 @@ from services.intake.language import detect_language, normalise_language
 RECENT_CONTACTS = 200
 REPLY_CHANNELS = frozenset({"chat", "sms", "whatsapp"})  # e-mail answers by link
 CORRECTION_MINUTES = 10  # after an answer, a new one replaces it for this long
-
-
-def moment(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 SUBJECT_CHARS = 80
 
 
@@ -85,7 +81,7 @@ def survey_answer(contact: dict[str, Any], thread: Thread) -> TicketEvent | None
     survey = thread.survey
     if survey is None or contact["channel"] not in REPLY_CHANNELS:
         return None
-    if moment(contact["received_at"]) >= moment(survey["expires_at"]):
+    if parse_timestamp(contact["received_at"]) >= parse_timestamp(survey["expires_at"]):
         thread.survey = None
         return None
     answer = survey_answers.parse(contact["body_text"])
@@ -94,9 +90,9 @@ def survey_answer(contact: dict[str, Any], thread: Thread) -> TicketEvent | None
         return None
     # A quick correction ("5", then "no, 4") still counts; later short replies ("ok gracias")
     # are messages again, so nothing the agent should read is taken for a score.
-    corrections_until = moment(contact["received_at"]) + timedelta(minutes=CORRECTION_MINUTES)
-    if corrections_until < moment(survey["expires_at"]):
-        thread.survey = {**survey, "expires_at": corrections_until.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    corrections_until = parse_timestamp(contact["received_at"]) + timedelta(minutes=CORRECTION_MINUTES)
+    if corrections_until < parse_timestamp(survey["expires_at"]):
+        thread.survey = {**survey, "expires_at": timestamp(corrections_until)}
     data = {"survey_id": survey["survey_id"], "ticket_id": survey["ticket_id"], "score": answer.score,
             "comment": answer.comment, "answered_at": contact["received_at"], "via": contact["channel"]}
     return TicketEvent("survey.answered", f"{survey['survey_id']}.answer.{stable_id(contact['contact_id'], length=16)}",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from deskstream.events import Event, utcnow
+from deskstream.events import Event, parse_timestamp, utcnow
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
 from deskstream.pipeline import Pipeline
@@ -175,7 +175,7 @@ def watch_for_surges(counted: Event, step: Step) -> None:
     """Many new tickets of one skill or region in a short time: tell ops, never customers."""
     data = counted.data
     table = step.table("surges")
-    at = datetime.fromisoformat(data["at"].replace("Z", "+00:00"))
+    at = parse_timestamp(data["at"])
     for key in surges.surge_keys(data.get("skill"), data.get("region")):
         state, surge = surges.observe(table.get(key), data["ticket_id"], at, settings.surge)
         table[key] = state

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from deskstream.events import parse_timestamp, timestamp
+
 from services.notifier.outcomes import Outcome
 
 PENDING = "pending"
@@ -40,20 +42,12 @@ class RetryPolicy:
         return min(self.max_backoff_seconds, self.backoff_seconds * 2 ** max(attempts - 1, 0))
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def pending(request: dict[str, Any], not_before: datetime | None) -> dict[str, Any]:
-    return {"state": PENDING, "request": request, "attempts": 0, "not_before": iso(not_before) if not_before else None}
+    return {"state": PENDING, "request": request, "attempts": 0, "not_before": timestamp(not_before) if not_before else None}
 
 
 def final(state: str, at: datetime, attempts: int = 0) -> dict[str, Any]:
-    return {"state": state, "at": iso(at), "attempts": attempts}
+    return {"state": state, "at": timestamp(at), "attempts": attempts}
 
 
 def is_pending(record: dict[str, Any] | None) -> bool:
@@ -72,7 +66,7 @@ def known(record: dict[str, Any] | None) -> bool:
 
 def not_before(record: dict[str, Any]) -> datetime | None:
     value = record.get("not_before")
-    return parse(value) if value else None
+    return parse_timestamp(value) if value else None
 
 
 def new_claim() -> str:
@@ -81,7 +75,7 @@ def new_claim() -> str:
 
 
 def claimed(record: dict[str, Any], at: datetime, claim: str | None) -> dict[str, Any]:
-    return {**record, "state": SENDING, "attempts": record["attempts"] + 1, "claimed_at": iso(at), "claim": claim}
+    return {**record, "state": SENDING, "attempts": record["attempts"] + 1, "claimed_at": timestamp(at), "claim": claim}
 
 
 def unclaimed(record: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +91,7 @@ def finished(record: dict[str, Any], outcome: Outcome, at: datetime, policy: Ret
     if outcome.status == "retry":
         if attempts < policy.max_attempts:
             later = at + timedelta(seconds=policy.backoff(attempts))
-            return {**record, "state": PENDING, "not_before": iso(later), "last_detail": outcome.detail}, None, outcome.detail
+            return {**record, "state": PENDING, "not_before": timestamp(later), "last_detail": outcome.detail}, None, outcome.detail
         return final(FAILED, at, attempts), FAILED, f"{outcome.detail} (temporary, gave up after {attempts} attempts)"
     said = {SENT: f"attempt {attempts}", FAILED: f"permanent, attempt {attempts}"}.get(outcome.status)
     return final(outcome.status, at, attempts), outcome.status, f"{outcome.detail} ({said})" if said else outcome.detail

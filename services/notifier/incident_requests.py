@@ -20,10 +20,10 @@ import re
 import secrets
 import unicodedata
 from base64 import b32encode
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping
 
-from deskstream.events import stable_id
+from deskstream.events import stable_id, timestamp
 from deskstream.phones import InvalidPhoneNumber, e164
 
 MAX_MESSAGE_CHARS = 1000
@@ -204,11 +204,6 @@ def clean_text(value: str, *, keep_newlines: bool) -> str:
     return "".join(kept).strip()
 
 
-def utc_timestamp(moment: datetime) -> str:
-    """The form deskstream.events.utcnow() writes: UTC, milliseconds, `Z`."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _object(value: Any, what: str, allowed: frozenset[str]) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidIncidentRequest(f"{what} must be a JSON object")
@@ -292,7 +287,7 @@ def _fix_at(value: Any, at: str) -> str | None:
         raise InvalidIncidentRequest("expected_fix_at needs its offset, Z or +hh:mm: the time alone is ambiguous")
     if moment < datetime.fromisoformat(at):
         raise InvalidIncidentRequest("expected_fix_at is in the past")
-    return utc_timestamp(moment)
+    return timestamp(moment)
 
 
 def _subscription(value: Any, where: str, at: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from typing import Any, Awaitable, Callable, Protocol
 from mode import Service
 from prometheus_client import Counter, Gauge
 
-from deskstream.events import Event
+from deskstream.events import Event, parse_timestamp, timestamp
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Processor, Step, Store, Work
 from deskstream.recipients import recipient_key
@@ -271,7 +271,7 @@ class Outbox(Service):
             return
         request = record["request"]
         moment = now()
-        pushed = self.channels.pushed(request, attempts.iso(moment))
+        pushed = self.channels.pushed(request, timestamp(moment))
         if pushed is not None:
             await group.run(self._push(request_id, pushed, moment))
             return
@@ -357,7 +357,7 @@ class Outbox(Service):
     def receipt(self, step: Step, request: dict[str, Any], status: str, detail: str, moment: datetime,
                 provider_message_id: str | None = None) -> None:
         """Emit the receipt of a settled request, and count it."""
-        data = delivery.receipt(request, status, detail, attempts.iso(moment), provider_message_id)
+        data = delivery.receipt(request, status, detail, timestamp(moment), provider_message_id)
         event_type = "notify.sent" if status == attempts.SENT else "notify.failed"
         event = self.pipeline.event(event_type, f"{request['request_id']}.{status}", data, request.get("ticket_id"))
         step.emit(NOTIFY_RECEIPTS, recipient_key(request["recipient"]), event)
@@ -383,7 +383,7 @@ class Outbox(Service):
             if not attempts.is_claimed(record):
                 self._forget(request_id)
                 return
-            claim, claimed_at = record.get("claim"), attempts.parse(record["claimed_at"])
+            claim, claimed_at = record.get("claim"), parse_timestamp(record["claimed_at"])
             mine = self._unrecorded.get(request_id)
             outcome: Outcome | None
             if claim is not None and self._unsent.get(request_id) == claim:  # its commit failed; this worker held back

@@ -16,6 +16,8 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from deskstream.events import parse_timestamp, timestamp
+
 UNWATCHED_SKILLS = frozenset({"general"})  # the catch-all: a pile of it says nothing about a cause
 
 
@@ -102,7 +104,6 @@ def suspicion(key: str, ticket_ids: list[str], state: dict[str, Any], rule: Surg
         "ticket_ids": ticket_ids,
         "count": len(ticket_ids),
         "window_minutes": rule.window_seconds / 60,
-        "first_at": datetime.datetime.fromisoformat(first.replace("Z", "+00:00")).astimezone(datetime.timezone.utc)
-        .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "first_at": timestamp(parse_timestamp(first)),
         "detected_at": detected_at,
     }

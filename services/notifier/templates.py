@@ -2,10 +2,11 @@
 two things a waiting customer wants to know (that we have it, and how long)."""
 from __future__ import annotations
 
-from datetime import datetime
 from string import Formatter
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from deskstream.events import parse_timestamp
 
 TEMPLATES: dict[str, dict[str, str]] = {
     "acknowledgement": {
@@ -133,7 +134,7 @@ def fix_sentence(language: str, expected_fix_at: str | None, zone: str | None) -
         tz = ZoneInfo(zone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         tz, zone = ZoneInfo("UTC"), "UTC"
-    local = datetime.fromisoformat(expected_fix_at.replace("Z", "+00:00")).astimezone(tz)
+    local = parse_timestamp(expected_fix_at).astimezone(tz)
     return FIX_SENTENCES[language].format(time=local.strftime("%H:%M"), zone=zone or "UTC", date=local.strftime("%Y-%m-%d"))
 
 

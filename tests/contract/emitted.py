@@ -36,7 +36,7 @@ from itsdangerous import TimestampSigner
 
 from deskstream.contract import SchemaViolation, default_contract
 from deskstream.recipients import recipient_key
-from deskstream.events import Event, EventDecodeError, stable_id
+from deskstream.events import Event, EventDecodeError, parse_timestamp, stable_id, timestamp
 from deskstream.pipeline import deadletter_event
 from deskstream.topics import (AGENTS_EVENTS, CHAT_OUTBOUND, DEADLETTER, FEEDBACK_SURVEYS, INCIDENTS_EVENTS, INTAKE_RAW, NOTIFY_RECEIPTS,
                                NOTIFY_REQUESTS, ROUTER_DISPATCH, SURGE_WATCH, TICKETS_EVENTS)
@@ -459,7 +459,7 @@ def settled_after_a_crash(clock: Clock, request: dict[str, Any], name: str) -> E
     moment = datetime.fromisoformat(clock().replace("Z", "+00:00"))
     _, status, detail = attempts.finished(record, outcome, moment, RETRY)
     assert status == attempts.IN_DOUBT
-    return receipt_of(request, status, detail, attempts.iso(moment), name)
+    return receipt_of(request, status, detail, timestamp(moment), name)
 
 
 def sent_by_email(clock: Clock, request: dict[str, Any], name: str) -> Emitted:
@@ -472,7 +472,7 @@ def sent_by_email(clock: Clock, request: dict[str, Any], name: str) -> Emitted:
     message_id = message["Message-ID"]
     outcome = Outcome.sent(f"SMTP accepted {message_id}: {brief('2.0.0 Ok: queued as 4Xb2Lm0kQz', 100)}", message_id)
     _, status, detail = attempts.finished(record, outcome, moment, RETRY)
-    return receipt_of(request, status, detail, attempts.iso(moment), name, outcome.provider_message_id)
+    return receipt_of(request, status, detail, timestamp(moment), name, outcome.provider_message_id)
 
 
 def superseded(clock: Clock, older: dict[str, Any], newer: dict[str, Any], name: str) -> Emitted:
@@ -605,7 +605,7 @@ LOW_SCORE = 2  # app.py: a score of 1 or 2 closes the loop
 
 
 def at_seconds(stamp: str) -> float:
-    return surveys.moment(stamp).timestamp()
+    return parse_timestamp(stamp).timestamp()
 
 
 def survey_request(due: dict[str, Any], now: str) -> dict[str, Any]:
@@ -716,7 +716,7 @@ class FeedbackHops:
         customer = self.customers.get(data["customer_id"])
         assert surveys.skip_reason(customer=customer, ticket={"tags": []}, now=now, rules=SURVEY_RULES) is None
         self.customers[data["customer_id"]] = {**(customer or {}), "last_surveyed_at": now}
-        expires_at = surveys.iso(surveys.moment(now) + timedelta(hours=SURVEY_RULES.answer_window_hours))
+        expires_at = timestamp(parse_timestamp(now) + timedelta(hours=SURVEY_RULES.answer_window_hours))
         request = survey_request(data, now)
         assert data["name"] is None or data["name"].split(" ")[0] in text_of(request)
         ticket_id = data["ticket_id"]
