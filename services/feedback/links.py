@@ -110,13 +110,6 @@ class SurveyLinks:
         return payload
 
 
-def link_id(payload: dict[str, Any]) -> str:
-    """Names one link (a survey and a score), e.g. to tell a repeated submit of the
-    same link (a double click: answer it as already recorded) from a second answer
-    with another score. Single use itself is per survey: key it on `survey_id`."""
-    return f"{payload['survey_id']}/{payload['score']}"
-
-
 def _is_score(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value in SCORES
 
