@@ -10,8 +10,8 @@ the ticket, the score and the customer's language, and the time it was issued:
 - it expires: a link older than `max_age_seconds` is refused, so an old mail found
   in a forwarded thread or a leaked mailbox is worth nothing;
 - it is not a replay key by itself: the token is the same every time it is read, so
-  single use is kept by whoever records the answer (feedback keeps which surveys
-  were answered, by `survey_id`).
+  single use is kept by whoever records the answer (feedback's facts keep which
+  scores' links of the survey were used).
 
 The token is a capability: whoever holds the link may answer that survey with that
 score, and nothing else. It carries no personal data beyond the ids, and is compact
