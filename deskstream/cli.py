@@ -5,6 +5,7 @@
     deskstream run SERVICE        one service's Faust worker (intake, router, notifier, feedback)
     deskstream kafka              only the local Kafka, until Ctrl-C
     deskstream topics             create the topics on the configured cluster
+    deskstream topics --kubernetes  print them as Strimzi KafkaTopic resources
     deskstream hash-password      an agent's password_argon2 for the roster
     deskstream incident declare --service S --message TEXT [--message-es TEXT]
                                   [--region ES] [--skill network] [--fix-at ISO]
@@ -37,6 +38,7 @@ from typing import Any, Mapping
 
 from deskstream.localkafka import LocalKafka, die_with_parent
 from deskstream.settings import PROJECT_ROOT, KafkaSettings, env_int
+from deskstream.topic_manifests import kafka_topics
 from deskstream.topics import ensure_topics
 
 SERVICES = ("intake", "router", "notifier", "feedback")
@@ -274,7 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("run", help="one service's worker")
     run.add_argument("service", choices=SERVICES)
     commands.add_parser("kafka", help="only the local Kafka")
-    commands.add_parser("topics", help="create the topics on KAFKA_BOOTSTRAP_SERVERS")
+    topics = commands.add_parser("topics", help="create the topics on KAFKA_BOOTSTRAP_SERVERS")
+    topics.add_argument("--kubernetes", action="store_true",
+                        help="print them as Strimzi KafkaTopic resources instead (deploy/base/kafka-topics.yaml)")
     commands.add_parser("hash-password", help="an agent's password_argon2 for the roster (reads the password, never echoes it)")
     add_incident_commands(commands)
     args = parser.parse_args(argv)
@@ -293,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
         if not password:
             sys.exit("no password given")
         print(hash_password(password))
+    elif args.kubernetes:
+        print(kafka_topics(), end="")
     else:
         created = asyncio.run(ensure_topics(KafkaSettings.from_env()))
         print("created: " + (", ".join(created) or "nothing (all topics exist)"))
