@@ -5,7 +5,8 @@
 #   docker run deskstream:local topics          -> create the topics, then exit
 # docker-compose.yml runs it that way; see deploy/README.md.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Pinned to a patch release; bump it (and rebuild) for Python and Debian security fixes.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # ---------------------------------------------------------------------------
 # Stage 1: a virtual environment with the pinned dependencies and deskstream.

@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_UPDATED := /tmp/.deskstream-apt-updated
 
-.PHONY: run test test-fast chaos bench kafka-fetch venv java-maven system-test-deps clean help
+.PHONY: run test test-fast chaos bench kafka-fetch venv java-maven system-test-deps deploy-tools clean help
 
 help:
 	@echo "make run     start a local Apache Kafka and the four services (Ctrl-C stops all)"
@@ -51,7 +51,16 @@ system-test-deps:
 run: venv kafka-fetch
 	$(BIN)/deskstream up
 
-test: venv kafka-fetch system-test-deps
+# What tests/deploy validates the compose file and the Kubernetes manifests with:
+# kustomize, the Compose schema and the CRDs of Strimzi, KEDA and the Prometheus
+# Operator, each from a registry at a pinned version (deploy/tools/fetch).
+.tools/.fetched: deploy/tools/fetch deploy/tools/pom.xml $(BIN)/.installed
+	$(MAKE) java-maven
+	PYTHON=$(BIN)/python deploy/tools/fetch .tools
+
+deploy-tools: .tools/.fetched
+
+test: venv kafka-fetch system-test-deps deploy-tools
 	$(BIN)/pytest
 
 # The tests that need no broker, browser or service: seconds.
@@ -72,4 +81,4 @@ bench: venv kafka-fetch system-test-deps
 	PYTHONPATH=. $(BIN)/python -m bench.notices
 
 clean:
-	rm -rf .data .pytest_cache
+	rm -rf .data .pytest_cache .tools

@@ -1,196 +1,46 @@
-"""Static checks of the container files: docker-compose.yml, Dockerfile, .dockerignore.
+"""The container files: docker-compose.yml, Dockerfile, .dockerignore, and the
+monitoring that compose runs with `--profile monitoring`.
 
-No Docker engine is needed. The compose file is read, in order of preference, by
-`docker compose config` (the real parser, with interpolation; it needs the Compose
-plugin but no engine), by PyYAML, or by `load_block_yaml` below: a small reader of
-the block-YAML subset the compose file is written in (mappings, lists, flow lists,
-quoted scalars, anchors, aliases and `<<` merges). The project does not depend on
-PyYAML, so without the plugin the last one is what runs in CI.
+No Docker engine is needed: the compose file is validated against the Compose
+specification's JSON schema (the one `docker compose config` applies) and then read
+with PyYAML for what deskstream needs of it.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.manifests import ROOT, compose_problems
+
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+MONITORING = ROOT / "deploy" / "monitoring"
 
 PORTS = {"intake": 8080, "router": 8081, "notifier": 8082, "feedback": 8083}
-DUMMY_SECRET = "x" * 64
-
-
-# --- a reader for the block-YAML subset of docker-compose.yml --------------------
-
-
-class UnsupportedYaml(ValueError):
-    """The file uses YAML this small reader does not handle."""
-
-
-def _strip_comment(line: str) -> str:
-    quote = None
-    for index, char in enumerate(line):
-        if quote:
-            if char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
-            return line[:index].rstrip()
-    return line.rstrip()
-
-
-def _split_flow(body: str) -> list[str]:
-    items, current, quote = [], "", None
-    for char in body:
-        if quote:
-            current += char
-            if char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-            current += char
-        elif char == ",":
-            items.append(current.strip())
-            current = ""
-        elif char in "[]{}":
-            raise UnsupportedYaml(f"nested flow collection in [{body}]")
-        else:
-            current += char
-    if current.strip():
-        items.append(current.strip())
-    return items
-
-
-def _scalar(text: str, anchors: dict[str, Any]) -> Any:
-    text = text.strip()
-    if text.startswith("*"):
-        return anchors[text[1:]]
-    if text.startswith("[") and text.endswith("]"):
-        return [_scalar(item, anchors) for item in _split_flow(text[1:-1])]
-    if text == "{}":
-        return {}
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        return text[1:-1].replace("''", "'")
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        return json.loads(text)
-    if text[:1] in ("&", "|", ">", "{", "!"):
-        raise UnsupportedYaml(f"unsupported scalar {text!r}")
-    if text in ("", "~", "null"):
-        return None
-    if text in ("true", "false"):
-        return text == "true"
-    if re.fullmatch(r"[-+]?[0-9]+", text):
-        return int(text)
-    return text
-
-
-_KEY = re.compile(r"""^("[^"]*"|'[^']*'|[^\s'"#\-][^:]*?|-[^\s:][^:]*?):(?:\s+(.*))?$""")
-
-
-def load_block_yaml(text: str) -> Any:
-    lines = []
-    for raw in text.splitlines():
-        if "\t" in raw[: len(raw) - len(raw.lstrip())]:
-            raise UnsupportedYaml("tab indentation")
-        line = _strip_comment(raw)
-        if line.strip() and line.strip() != "---":
-            lines.append((len(line) - len(line.lstrip()), line.strip()))
-    anchors: dict[str, Any] = {}
-
-    def block(index: int, indent: int) -> tuple[Any, int]:
-        if lines[index][1].startswith("- ") or lines[index][1] == "-":
-            items = []
-            while index < len(lines) and lines[index][0] == indent and lines[index][1].startswith("-"):
-                rest = lines[index][1][1:].strip()
-                if not rest or _KEY.match(rest):
-                    raise UnsupportedYaml(f"block item that is not a scalar: {lines[index][1]!r}")
-                items.append(_scalar(rest, anchors))
-                index += 1
-            return items, index
-        explicit: dict[Any, Any] = {}
-        merged: dict[Any, Any] = {}
-        while index < len(lines) and lines[index][0] == indent:
-            match = _KEY.match(lines[index][1])
-            if not match:
-                raise UnsupportedYaml(f"not a 'key: value' line: {lines[index][1]!r}")
-            key, rest = _scalar(match.group(1), anchors), (match.group(2) or "").strip()
-            index += 1
-            anchor = None
-            if rest.startswith("&"):
-                anchor, _, rest = rest[1:].partition(" ")
-                rest = rest.strip()
-            if rest:
-                value = _scalar(rest, anchors)
-            elif index < len(lines) and lines[index][0] > indent:
-                value, index = block(index, lines[index][0])
-            elif index < len(lines) and lines[index][0] == indent and lines[index][1].startswith("- "):
-                value, index = block(index, indent)  # a list indented like its key
-            else:
-                value = None
-            if anchor:
-                anchors[anchor] = value
-            if key == "<<":
-                for source in value if isinstance(value, list) else [value]:
-                    merged.update({k: v for k, v in source.items() if k not in merged})
-            else:
-                explicit[key] = value
-        if index < len(lines) and lines[index][0] > indent:
-            raise UnsupportedYaml(f"unexpected indentation at {lines[index][1]!r}")
-        return {**merged, **explicit}, index
-
-    if not lines:
-        return None
-    value, index = block(0, lines[0][0])
-    if index != len(lines):
-        raise UnsupportedYaml(f"unparsed from {lines[index][1]!r}")
-    return value
-
-
-# --- loading the compose file ----------------------------------------------------
-
-
-def _compose_plugin() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        result = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
-
-
-HAS_COMPOSE = _compose_plugin()
-
-
-def _compose_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "CHAT_SESSION_SECRET"}
-    env.update(extra)
-    return env
-
-
-def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", "compose", "-f", str(COMPOSE), "config", "--format", "json"],
-        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT,
-    )
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    if HAS_COMPOSE:
-        result = _compose_config(_compose_env(CHAT_SESSION_SECRET=DUMMY_SECRET))
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
-    return load_block_yaml(COMPOSE.read_text())
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_follows_the_compose_specification(compose: dict[str, Any]) -> None:
+    assert compose_problems(compose) == []
+
+
+def test_the_compose_schema_check_can_fail(compose: dict[str, Any]) -> None:
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["intake"]["restart_policy"] = "always"
+    broken["services"]["router"]["healthcheck"]["interval"] = ["10s"]
+    found = compose_problems(broken)
+    assert any("restart_policy" in problem for problem in found), found
+    assert any("interval" in problem for problem in found), found
 
 
 def _ports(service: dict[str, Any]) -> set[tuple[str, int, int]]:
@@ -262,33 +112,9 @@ def test_compose_kafka_is_the_official_kraft_image(compose: dict[str, Any]) -> N
     assert "/opt/kafka/bin/kafka-broker-api-versions.sh" in " ".join(kafka["healthcheck"]["test"])
 
 
-def test_compose_requires_the_chat_session_secret() -> None:
-    text = COMPOSE.read_text()
-    assert "${CHAT_SESSION_SECRET:?" in text
-    if not HAS_COMPOSE:
-        return
-    result = _compose_config(_compose_env())
-    assert result.returncode != 0
-    assert "CHAT_SESSION_SECRET" in result.stderr
-
-
-def test_the_small_yaml_reader_agrees_with_pyyaml() -> None:
-    yaml = pytest.importorskip("yaml", reason="PyYAML is not installed: nothing to compare the small reader with")
-    assert load_block_yaml(COMPOSE.read_text()) == yaml.safe_load(COMPOSE.read_text())
-
-
-def test_the_small_yaml_reader_handles_anchors_merges_and_flow_lists() -> None:
-    text = (
-        "x: &base\n  a: 1\n  b: [\"p, q\", 'r', s]  # comment\nitems:\n- one\n- 'two # not a comment'\n"
-        "y:\n  <<: *base\n  a: 2\n  c: ${VAR:?set VAR}\n"
-    )
-    assert load_block_yaml(text) == {
-        "x": {"a": 1, "b": ["p, q", "r", "s"]},
-        "items": ["one", "two # not a comment"],
-        "y": {"a": 2, "b": ["p, q", "r", "s"], "c": "${VAR:?set VAR}"},
-    }
-    with pytest.raises(UnsupportedYaml):
-        load_block_yaml("a: |\n  text\n")
+def test_compose_requires_the_chat_session_secret(compose: dict[str, Any]) -> None:
+    secret = compose["x-deskstream"]["environment"]["CHAT_SESSION_SECRET"]
+    assert secret.startswith("${CHAT_SESSION_SECRET:?"), "compose refuses to start without it"
 
 
 # --- Dockerfile and .dockerignore ------------------------------------------------
@@ -329,7 +155,8 @@ def test_dockerfile_runs_deskstream_and_exposes_the_service_ports() -> None:
     args = {argument.split("=", 1)[0]: argument.split("=", 1)[1] for name, argument in instructions if name == "ARG" and "=" in argument}
     bases = [re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), argument.split()[0])
              for name, argument in instructions if name == "FROM"]
-    assert bases[-1] == "python:3.11-slim-bookworm", bases
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", bases[-1]), f"a pinned base: {bases}"
+    assert bases[0] == bases[-1], "both stages on the same base"
     final = _final_stage()
     last = {name: argument for name, argument in final}
     assert json.loads(last["ENTRYPOINT"]) == ["deskstream"]
@@ -346,3 +173,34 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
     entries = {line.strip().rstrip("/") for line in DOCKERIGNORE.read_text().splitlines()
                if line.strip() and not line.startswith("#")}
     assert {".venv", ".data", "kafka/lib", ".git"} <= entries
+
+
+# --- monitoring (docker compose --profile monitoring) -----------------------------
+
+
+def _declared_metrics() -> set[str]:
+    """The metric names the code registers (prometheus_client adds _total, _bucket...)."""
+    sources = [*ROOT.glob("deskstream/*.py"), *ROOT.glob("services/*/*.py")]
+    return {name for path in sources for name in re.findall(r'"(deskstream_[a-z_]+)"', path.read_text())}
+
+
+def test_compose_monitoring_is_optional_and_scrapes_every_service(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"], f"{name} runs only with --profile monitoring"
+        assert all(str(port).startswith("127.0.0.1:") for port in services[name]["ports"])
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    targets = {target for job in config["scrape_configs"] for static in job["static_configs"] for target in static["targets"]}
+    assert targets == {f"{name}:{port}" for name, port in PORTS.items()}
+    mounted = " ".join(services["prometheus"]["volumes"])
+    assert "./deploy/monitoring/prometheus.yml:/etc/prometheus/prometheus.yml" in mounted
+
+
+def test_the_grafana_dashboard_shows_metrics_the_services_export() -> None:
+    dashboard = json.loads((MONITORING / "grafana" / "dashboards" / "deskstream.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {re.sub(r"_(total|bucket|count|sum)$", "", name) for expr in exprs for name in re.findall(r"deskstream_[a-z_]+", expr)}
+    assert used, "the dashboard queries deskstream's metrics"
+    assert used <= _declared_metrics(), f"not exported by any service: {used - _declared_metrics()}"
+    provider = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "dashboards" / "deskstream.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
