@@ -3,7 +3,7 @@
     contact (chat API, IMAP mailbox, Twilio SMS/WhatsApp webhook) ──> intake.raw ──normalise──> tickets.events
     survey.opened (feedback) ──> intake.raw: the thread's next message may answer it ──> survey.answered
     STOP / START by SMS or WhatsApp ──> notify.requests (the recipient's consent, for notifier)
-    notifier ──> chat.outbound ──store──> chat outbox ──> the customer's page
+    notifier ──> chat.outbound ──store──> chat outbox ──changelog──> every worker's copy ──> the customer's page
 """
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ from services.intake.web import ChatSockets, chat_routes
 settings = IntakeSettings.from_env()
 app = create_app(settings.service)
 pipeline = Pipeline(app, settings.service)
-sockets = ChatSockets()
+# The page's socket may be on any worker, the outbox is written where the session's
+# partition is: every worker reads the outboxes from its own copy of the table.
+sockets = ChatSockets(pipeline.replica("chat_outboxes"))
+app.add_dependency(sockets)
 if settings.mailbox is not None:
     app.add_dependency(MailboxIntake(settings.mailbox, pipeline, AttachmentStore(settings.service.data_dir / "attachments")))
 
@@ -54,8 +57,7 @@ def deliver_chat_messages(message: Event, step: Step) -> None:
     session_id = message.data["session_id"]
     updated = outbox.append(outboxes.get(session_id), message.data)
     if updated is not None:
-        outboxes[session_id] = updated
-        step.after_commit(lambda: sockets.push(session_id, updated[-1]))
+        outboxes[session_id] = updated  # pushed once committed, by every worker's ChatSockets
 
 
 app.web_server(
@@ -63,7 +65,7 @@ app.web_server(
         settings.service.http_host,
         settings.service.http_port,
         health_routes(pipeline),
-        chat_routes(pipeline, settings, deliver_chat_messages, sockets),
+        chat_routes(pipeline, settings, sockets),
         sms_routes(pipeline, settings),
         client_max_size=MAX_BODY_BYTES,
     )

@@ -4,18 +4,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
+from mode import Service
 
 from deskstream.bearer import bearer_token
 from deskstream.events import utcnow
 from deskstream.pipeline import NotStored, Pipeline
-from deskstream.processor import Processor
 from deskstream.logs import redact
 from deskstream.phones import InvalidPhoneNumber, e164
+from deskstream.replica import TableReplica, watching
 from deskstream.topics import INTAKE_RAW
 
 from services.intake import chat, outbox
@@ -31,26 +33,74 @@ SECURITY_HEADERS = {
 }
 
 
-class ChatSockets:
-    """The open chat pages of this worker, by session, to push new messages to."""
+class ChatSockets(Service):
+    """The open chat pages of this worker, by session, woken when their session's outbox
+    changes in this worker's replica of `chat_outboxes`.
 
-    def __init__(self) -> None:
-        self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+    The hop that stores a message runs on the worker that owns the session's partition,
+    which need not be the one the page is connected to: every worker follows the whole
+    table through the replica (committed records only), so a page gets its messages
+    wherever it is connected. One watch serves every page of the worker and wakes only
+    the pages of the sessions that changed, so a change costs one wake-up per page of
+    that session, not one per open page.
+    """
 
-    def open(self, session_id: str) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-        self._queues[session_id].add(queue)
-        return queue
+    def __init__(self, outboxes: TableReplica, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.outboxes = outboxes
+        self._wakes: dict[str, set[asyncio.Event]] = defaultdict(set)
 
-    def close(self, session_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
-        self._queues[session_id].discard(queue)
-        if not self._queues[session_id]:
-            del self._queues[session_id]
+    def outbox(self, session_id: str) -> list[dict[str, Any]] | None:
+        """The session's outbox as committed and read back so far (None: nothing yet)."""
+        return self.outboxes.get(session_id)
 
-    def push(self, session_id: str, message: dict[str, Any]) -> None:
-        for queue in self._queues.get(session_id, ()):
-            if not queue.full():
-                queue.put_nowait(message)
+    def open(self, session_id: str) -> asyncio.Event:
+        """A page's wake-up, set whenever its session's outbox changes. Open it before
+        the first look at the outbox, so that no change falls between the two."""
+        wake = asyncio.Event()
+        self._wakes[session_id].add(wake)
+        return wake
+
+    def close(self, session_id: str, wake: asyncio.Event) -> None:
+        self._wakes[session_id].discard(wake)
+        if not self._wakes[session_id]:
+            del self._wakes[session_id]
+
+    def changed(self, session_ids: Iterable[str]) -> None:
+        """Wake the open pages of these sessions (sessions without a page cost nothing)."""
+        for session_id in session_ids:
+            for wake in self._wakes.get(session_id, ()):
+                wake.set()
+
+    async def on_start(self) -> None:
+        self.add_future(self._follow())
+
+    async def _follow(self) -> None:
+        with watching(self.outboxes) as watch:
+            while not self.should_stop:
+                self.changed(await watch.changed())
+
+
+async def relay(
+    outbox_of: Callable[[], list[dict[str, Any]] | None],
+    wake: asyncio.Event,
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+    after: int,
+) -> None:
+    """Send a page every message of its session after `after`, then each new one as the
+    outbox changes, until cancelled.
+
+    Each look sends only what has a higher `seq` than the last one sent, so the page
+    gets the messages in order and none twice, however the wake-ups and the replica's
+    reads fall: a look that finds nothing new sends nothing. The wake-up is cleared
+    before each look, so a change during a send brings another look.
+    """
+    while True:
+        wake.clear()
+        for message in outbox.unseen(outbox_of(), after):
+            await send(message)
+            after = message["seq"]
+        await wake.wait()
 
 
 def rejection(reason: str, status: int) -> web.Response:
@@ -78,7 +128,7 @@ def contact_event_data(message: chat.ChatMessage, session_id: str, phone_region:
     }
 
 
-def chat_routes(pipeline: Pipeline, settings: IntakeSettings, outboxes: Processor, sockets: ChatSockets):
+def chat_routes(pipeline: Pipeline, settings: IntakeSettings, sockets: ChatSockets) -> Callable[[web.Application], None]:
     secret = settings.chat_session_secret
 
     def origin_allowed(request: web.Request) -> bool:
@@ -139,18 +189,29 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, outboxes: Processo
             return rejection("after must be a sequence number", 400)
         socket = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
         await socket.prepare(request)
-        queue = sockets.open(session_id)
+
+        async def send(message: dict[str, Any]) -> None:
+            await socket.send_str(orjson.dumps({"type": "message", **message}).decode())
+
+        async def push() -> None:
+            try:
+                await relay(lambda: sockets.outbox(session_id), wake, send, after)
+            except ConnectionError:
+                pass  # the page went away mid-send; the reading loop below ends too
+            except Exception:
+                log.exception("chat push failed; the page reconnects and asks again")
+                await socket.close(code=1011)
+
+        wake = sockets.open(session_id)
+        pusher = asyncio.create_task(push())
         try:
-            for message in outbox.unseen(outboxes.lookup("chat_outboxes", session_id), after):
-                await socket.send_str(orjson.dumps({"type": "message", **message}).decode())
-                after = message["seq"]
-            pusher = asyncio.ensure_future(_push(socket, queue, after))
             async for frame in socket:
                 if frame.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                     break
-            pusher.cancel()
         finally:
-            sockets.close(session_id, queue)
+            sockets.close(session_id, wake)
+            pusher.cancel()
+            await asyncio.wait([pusher])
         return socket
 
     def setup(application: web.Application) -> None:
@@ -161,11 +222,3 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, outboxes: Processo
         application.router.add_get("/api/chat/sessions/{session_id}/ws", session_socket)
 
     return setup
-
-
-async def _push(socket: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]], after: int) -> None:
-    while not socket.closed:
-        message = await queue.get()
-        if message["seq"] > after:
-            await socket.send_str(orjson.dumps({"type": "message", **message}).decode())
-            after = message["seq"]
