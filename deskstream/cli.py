@@ -110,6 +110,9 @@ def up() -> None:
     env = dict(os.environ)
     broker: LocalKafka | None = None
     if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        if env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper() not in ("", "PLAINTEXT"):
+            sys.exit("KAFKA_SECURITY_PROTOCOL is set, but the local Kafka speaks only PLAINTEXT: "
+                     "set KAFKA_BOOTSTRAP_SERVERS to the cluster it is meant for, or unset it")
         broker = local_kafka_from_env()
         print(f"starting the local Apache Kafka on {broker.bootstrap} ...", flush=True)
         broker.start()

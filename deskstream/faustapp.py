@@ -41,6 +41,9 @@ def create_app(settings: ServiceSettings, **overrides: Any) -> faust.App:
     """A Faust app with deskstream's defaults; keyword arguments override them."""
     options: dict[str, Any] = dict(
         broker=settings.kafka.faust_broker,
+        # Faust's own Kafka clients are off (HostBootStrategy), but should they ever be
+        # on, they must not talk to the cluster less securely than the processors do.
+        broker_credentials=settings.kafka.security.faust_credentials(),
         store="memory://",
         datadir=str(settings.data_dir),
         web_enabled=True,

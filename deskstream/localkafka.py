@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import Mapping, Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -82,13 +83,35 @@ def cluster_id() -> str:
 
 
 class LocalKafka:
-    """One broker+controller on loopback. Use as a context manager, or start()/stop()."""
+    """One broker+controller on loopback. Use as a context manager, or start()/stop().
 
-    def __init__(self, data_dir: Path, port: int = 9092, controller_port: int = 9093, heap_mb: int = 384) -> None:
+    The PLAINTEXT listener on `port` is always there (readiness is probed on it, and
+    brokers and controller talk over PLAINTEXT loopback). A test of client security
+    adds listeners of its own beside it: `extra_listeners` maps a listener name to
+    its security protocol and port, `extra_properties` adds or overrides
+    server.properties lines (the listener's SASL/TLS settings), and `format_args`
+    go to `kafka-storage format` (SCRAM users: ``--add-scram``). Without them the
+    broker is exactly the plain one.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 9092,
+        controller_port: int = 9093,
+        heap_mb: int = 384,
+        *,
+        extra_listeners: Mapping[str, tuple[str, int]] | None = None,
+        extra_properties: Mapping[str, str] | None = None,
+        format_args: Sequence[str] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.controller_port = controller_port
         self.heap_mb = heap_mb
+        self.extra_listeners = dict(extra_listeners or {})
+        self.extra_properties = dict(extra_properties or {})
+        self.format_args = tuple(format_args)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,30 +125,31 @@ class LocalKafka:
     def _write_config(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
-        config.write_text(
-            "\n".join([
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                f"log.dirs={self.data_dir / 'logs'}",
-                "num.partitions=1",
-                "auto.create.topics.enable=false",
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=4",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "transaction.state.log.num.partitions=4",
-                "group.initial.rebalance.delay.ms=0",
-                "group.consumer.min.session.timeout.ms=1000",
-                "group.min.session.timeout.ms=1000",
-                "log.segment.bytes=16777216",
-                "",
-            ])
-        )
+        extra = "".join(f",{name}://127.0.0.1:{port}" for name, (_, port) in self.extra_listeners.items())
+        protocols = "".join(f",{name}:{protocol}" for name, (protocol, _) in self.extra_listeners.items())
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}{extra}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}{extra}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": f"PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{protocols}",
+            "log.dirs": str(self.data_dir / "logs"),
+            "num.partitions": "1",
+            "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "4",
+            "group.initial.rebalance.delay.ms": "0",
+            "group.consumer.min.session.timeout.ms": "1000",
+            "group.min.session.timeout.ms": "1000",
+            "log.segment.bytes": "16777216",
+            **self.extra_properties,
+        }
+        config.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
         (self.data_dir / "log4j2.properties").write_text(
             "rootLogger.level=WARN\n"
             "rootLogger.appenderRef.stdout.ref=STDOUT\n"
@@ -152,7 +176,7 @@ class LocalKafka:
             return
         encoded = cluster_id()
         result = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", encoded, "-c", str(config)),
+            self._java("kafka.tools.StorageTool", "format", "-t", encoded, "-c", str(config), *self.format_args),
             capture_output=True, text=True,
         )
         if result.returncode != 0:

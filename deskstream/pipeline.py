@@ -52,9 +52,14 @@ class Publisher(Service):
 
     async def on_start(self) -> None:
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.kafka.bootstrap, client_id=self.client_id, acks="all", enable_idempotence=True, linger_ms=2,
+            bootstrap_servers=self.kafka.bootstrap, **self.kafka.client_options(),
+            client_id=self.client_id, acks="all", enable_idempotence=True, linger_ms=2,
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()  # a refused start (wrong password) leaves no client behind
+            raise
         self._producer = producer
 
     async def on_stop(self) -> None:

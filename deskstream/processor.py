@@ -298,6 +298,7 @@ class Processor(Service):
     async def on_start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.kafka.bootstrap,
+            **self.kafka.client_options(),
             group_id=self.group_id,
             client_id=f"{self.group_id}",
             enable_auto_commit=False,
@@ -385,6 +386,7 @@ class Processor(Service):
     def _producer(self, tp: TopicPartition) -> AIOKafkaProducer:
         return AIOKafkaProducer(
             bootstrap_servers=self.kafka.bootstrap,
+            **self.kafka.client_options(),
             client_id=f"{self.group_id}-{tp.partition}",
             transactional_id=f"{self.group_id}-{tp.topic}-{tp.partition}",
             enable_idempotence=True,
@@ -416,6 +418,7 @@ class Processor(Service):
             return stores
         reader = AIOKafkaConsumer(
             bootstrap_servers=self.kafka.bootstrap,
+            **self.kafka.client_options(),
             enable_auto_commit=False,
             isolation_level="read_committed",
             client_id=f"{self.group_id}-restore",

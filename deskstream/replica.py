@@ -110,6 +110,7 @@ class TableReplica(Service):
         consumer = AIOKafkaConsumer(
             self.topic,
             bootstrap_servers=self.kafka.bootstrap,
+            **self.kafka.client_options(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",

@@ -6,9 +6,12 @@ keep the parsing (and its error messages) in one place.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
 
 N = TypeVar("N", int, float)
 
@@ -61,13 +64,127 @@ def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_SASL_VARIABLES = ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SASL_PASSWORD_FILE")
+_SSL_VARIABLES = ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE", "KAFKA_SSL_CHECK_HOSTNAME")
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How every Kafka client deskstream makes authenticates and encrypts: the
+    protocol, SASL credentials (PLAIN or SCRAM) and TLS files.
+
+    Read once at start and refused at once when inconsistent: a setting the protocol
+    does not use (a CA file with SASL_PLAINTEXT) is a mistake that would otherwise
+    pass silently as a connection in clear text. The password is kept out of repr()
+    and str(), and no error message quotes it, so it never reaches a log.
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: Path | None = None  # None: the system's CAs
+    ssl_certfile: Path | None = None  # with ssl_keyfile: a client certificate (mutual TLS)
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether the SASL settings apply (and are required)."""
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_ssl(self) -> bool:
+        """Whether the connection is TLS, so the KAFKA_SSL_* settings apply."""
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "KafkaSecurity":
+        env = os.environ if env is None else env
+        protocol = env_str(env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+        if protocol not in SECURITY_PROTOCOLS:
+            raise SettingsError(f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}, got {protocol!r}")
+        security = cls(protocol=protocol)
+        sasl = _sasl_from_env(env, security) if security.uses_sasl else {}
+        tls = _ssl_from_env(env, security) if security.uses_ssl else {}
+        unused = [name for name in (() if security.uses_sasl else _SASL_VARIABLES) + (() if security.uses_ssl else _SSL_VARIABLES)
+                  if env.get(name, "").strip()]
+        if unused:
+            raise SettingsError(f"{', '.join(unused)} set, but KAFKA_SECURITY_PROTOCOL={protocol} does not use "
+                                f"{'them' if len(unused) > 1 else 'it'}")
+        return cls(protocol=protocol, **sasl, **tls)
+
+    def client_options(self) -> dict[str, Any]:
+        """The keyword arguments for aiokafka's producers, consumers and admin clients
+        (built in deskstream.kafka_security, the one place that builds them)."""
+        from deskstream.kafka_security import client_options
+
+        return client_options(self)
+
+    def faust_credentials(self) -> "CredentialsT | None":
+        """The same, as Faust's `broker_credentials`."""
+        from deskstream.kafka_security import faust_credentials
+
+        return faust_credentials(self)
+
+
+def _sasl_from_env(env: Mapping[str, str], security: KafkaSecurity) -> dict[str, Any]:
+    mechanism = env_str(env, "KAFKA_SASL_MECHANISM", "PLAIN").upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise SettingsError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, got {mechanism!r}")
+    username = env_str(env, "KAFKA_SASL_USERNAME", "")
+    # The password is taken as given (no stripping): spaces may be part of it.
+    password = env.get("KAFKA_SASL_PASSWORD", "")
+    password_file = env_str(env, "KAFKA_SASL_PASSWORD_FILE", "")
+    if password and password_file:
+        raise SettingsError("set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both")
+    if password_file:
+        try:
+            # A file mounted from a Kubernetes Secret, or written by `echo`: the
+            # trailing newline is not part of the password.
+            password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+            raise SettingsError(f"KAFKA_SASL_PASSWORD_FILE {password_file} cannot be read: {reason}") from None
+        if not password:
+            raise SettingsError(f"KAFKA_SASL_PASSWORD_FILE {password_file} is empty")
+    missing = [name for name, value in (("KAFKA_SASL_USERNAME", username),
+                                        ("KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE", password)) if not value]
+    if missing:
+        raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={security.protocol} needs {' and '.join(missing)}")
+    return {"sasl_mechanism": mechanism, "sasl_username": username, "sasl_password": password}
+
+
+def _ssl_from_env(env: Mapping[str, str], security: KafkaSecurity) -> dict[str, Any]:
+    files: dict[str, Path | None] = {}
+    for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE"):
+        raw = env_str(env, name, "")
+        if raw and not Path(raw).is_file():
+            # Said now, not when the first client connects deep inside a worker's start.
+            raise SettingsError(f"{name} {raw} is not a file")
+        files[name] = Path(raw) if raw else None
+    if (files["KAFKA_SSL_CERTFILE"] is None) != (files["KAFKA_SSL_KEYFILE"] is None):
+        raise SettingsError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (a client certificate and its key)")
+    check = env_str(env, "KAFKA_SSL_CHECK_HOSTNAME", "true").lower()
+    if check not in _TRUE + _FALSE:
+        # Strict, unlike other flags: a typo must not turn a security check off.
+        raise SettingsError(f"KAFKA_SSL_CHECK_HOSTNAME must be true or false, got {check!r}")
+    return {"ssl_cafile": files["KAFKA_SSL_CAFILE"], "ssl_certfile": files["KAFKA_SSL_CERTFILE"],
+            "ssl_keyfile": files["KAFKA_SSL_KEYFILE"], "ssl_check_hostname": check in _TRUE}
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
-    """Where the cluster is and how this deployment's topics are laid out."""
+    """Where the cluster is, how to talk to it securely, and how this deployment's
+    topics are laid out."""
 
     bootstrap_servers: tuple[str, ...]
     partitions: int
     replication_factor: int
+    security: KafkaSecurity = KafkaSecurity()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "KafkaSettings":
@@ -76,7 +193,14 @@ class KafkaSettings:
             bootstrap_servers=env_list(env, "KAFKA_BOOTSTRAP_SERVERS", ("127.0.0.1:9092",)),
             partitions=env_int(env, "KAFKA_TOPIC_PARTITIONS", 4),
             replication_factor=env_int(env, "KAFKA_REPLICATION_FACTOR", 1),
+            security=KafkaSecurity.from_env(env),
         )
+
+    def client_options(self) -> dict[str, Any]:
+        """The security options for any aiokafka client (`security.client_options()`):
+        every client deskstream makes passes them beside `bootstrap_servers`, so none
+        talks to the cluster in clear text when the deployment says otherwise."""
+        return self.security.client_options()
 
     @property
     def bootstrap(self) -> str:

@@ -86,9 +86,9 @@ CHANGELOGS: tuple[TopicSpec, ...] = tuple(
 
 async def ensure_topics(kafka: KafkaSettings, specs: tuple[TopicSpec, ...] = TOPICS + CHANGELOGS) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id="deskstream-topics")
-    await admin.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **kafka.client_options(), client_id="deskstream-topics")
     try:
+        await admin.start()  # inside: a refused start (wrong password) is closed too
         response = await admin.create_topics(
             [NewTopic(spec.name, kafka.partitions, kafka.replication_factor, topic_configs=spec.configs) for spec in specs]
         )
