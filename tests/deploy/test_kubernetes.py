@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from services.feedback.settings import FeedbackSettings
+from services.intake.settings import IntakeSettings
+from services.notifier.settings import NotifierSettings
+from services.router.settings import RouterSettings
 
 from deskstream import topics
 from tests.deploy.manifests import DEPLOY, OVERLAYS, ROOT, of_kind, problems, render
@@ -103,6 +109,30 @@ def test_secrets_come_from_the_cluster_never_from_the_manifests(overlay: str) ->
         referenced |= {volume["secret"]["secretName"] for volume in pod.get("volumes", []) if "secret" in volume}
         assert referenced <= EXTERNAL_SECRETS, name
         assert not SECRET_SETTINGS & settings(resources, name).keys(), f"{name}: a secret in a ConfigMap"
+
+
+SETTINGS = {"intake": IntakeSettings, "router": RouterSettings, "notifier": NotifierSettings, "feedback": FeedbackSettings}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_accepts_the_settings_its_deployment_gives_it(overlay: str, tmp_path: Path) -> None:
+    """The services' own settings classes read what the manifests set (secrets as the
+    cluster would give them, mounted files at stand-in paths): a setting the code
+    refuses would otherwise surface as a crash-looping pod."""
+    resources = render(overlay)
+    for name, deployment in of_kind(resources, "Deployment").items():
+        env = settings(resources, name)
+        for variable in deployment["spec"]["template"]["spec"]["containers"][0].get("env", []):
+            env[variable["name"]] = "s" * 64  # a signing secret or a provider credential
+        for key, value in list(env.items()):
+            if value.startswith("/etc/deskstream/"):  # a mounted Secret: the Kafka password, the CA, the roster
+                stand_in = tmp_path / Path(value).name
+                stand_in.write_text(ROSTER.read_text() if key == "ROUTER_ROSTER_PATH" else "stand-in\n")
+                env[key] = str(stand_in)
+        SETTINGS[name].from_env(env)
+
+
+ROSTER = ROOT / "services" / "router" / "roster.json"
 
 
 def test_every_setting_in_the_config_maps_is_one_the_code_reads() -> None:
