@@ -1,7 +1,8 @@
 """The HTTP server each service runs inside its Faust worker (aiohttp).
 
 Registered with `app.web_server(...)`, the Faust worker starts and stops it;
-every service gets `/healthz`, `/readyz` and `/metrics`, and adds its own routes.
+every service gets `/healthz`, `/readyz` (its hops hold their partitions too),
+`/readyz/http` (it can take requests) and `/metrics`, and adds its own routes.
 """
 from __future__ import annotations
 
@@ -28,12 +29,20 @@ def health_routes(pipeline: Pipeline) -> RouteSetup:
             {"status": "ready" if ready else "not ready", "service": pipeline.service}, status=200 if ready else 503
         )
 
+    async def serving(request: web.Request) -> web.Response:
+        """Kubernetes' readiness probe: whether this worker can take HTTP requests now."""
+        ok = pipeline.serving()
+        return web.json_response(
+            {"status": "serving" if ok else "not serving", "service": pipeline.service}, status=200 if ok else 503
+        )
+
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=pipeline.metrics.exposition(), content_type="text/plain", charset="utf-8")
 
     def setup(application: web.Application) -> None:
         application.router.add_get("/healthz", healthz)
         application.router.add_get("/readyz", readyz)
+        application.router.add_get("/readyz/http", serving)
         application.router.add_get("/metrics", metrics)
 
     return setup

@@ -155,8 +155,15 @@ class Pipeline:
 
     def ready(self) -> bool:
         """Connected, every hop assigned with its state restored, every replica caught up."""
-        return (self.publisher.connected and all(p.ready() for p in self.processors.values())
-                and all(r.caught_up for r in self.replicas))
+        return self.serving() and all(p.ready() for p in self.processors.values())
+
+    def serving(self) -> bool:
+        """What the HTTP routes need: the publisher connected (contacts and commands go to
+        Kafka) and every replica caught up (reads come from them). Unlike `ready`, it
+        does not wait for this worker's hops to hold partitions: during a rebalance every
+        worker of the service restores its tables, and a worker beyond the partition
+        count holds none, yet both can take requests."""
+        return self.publisher.connected and all(r.caught_up for r in self.replicas)
 
 
 def deadletter_event(source: str, origin: str, reason: str, raw: bytes, key: bytes | None = None) -> Event:
