@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from pathlib import Path
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -28,7 +29,9 @@ class AttachmentStore:
         if target.exists():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{os.getpid()}.partial")
+        # A name no other writer uses: on a volume shared by several workers (each pid 1
+        # in its container) two of them may store the same attachment at once.
+        partial = target.with_suffix(f".{uuid.uuid4().hex}.partial")
         partial.write_bytes(content)
         os.replace(partial, target)  # whole or not at all
         return target
