@@ -41,11 +41,14 @@ def require_tools() -> None:
 @cache
 def render(overlay: str) -> tuple[dict[str, Any], ...]:
     """The resources `kubectl apply -k deploy/overlays/<overlay>` would send."""
+    return build(DEPLOY / "overlays" / overlay)
+
+
+def build(folder: Path, *options: str) -> tuple[dict[str, Any], ...]:
     require_tools()
-    result = subprocess.run([str(KUSTOMIZE), "build", str(DEPLOY / "overlays" / overlay)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(KUSTOMIZE), "build", *options, str(folder)], capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
-        raise AssertionError(f"kustomize build {overlay} failed:\n{result.stderr}")
+        raise AssertionError(f"kustomize build {folder} failed:\n{result.stderr}")
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 

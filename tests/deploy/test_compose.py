@@ -203,3 +203,14 @@ def test_the_grafana_dashboard_shows_metrics_the_services_export() -> None:
     assert used <= _declared_metrics(), f"not exported by any service: {used - _declared_metrics()}"
     provider = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "dashboards" / "deskstream.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_every_setting_reaches_the_services_from_an_optional_env_file(compose: dict[str, Any]) -> None:
+    for name in PORTS:
+        service = compose["services"][name]
+        assert {"path": ".env", "required": False} in service["env_file"], name
+        assert service["environment"]["KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT", "compose's own broker is plaintext"
+    router = compose["services"]["router"]
+    roster = router["environment"]["ROUTER_ROSTER_PATH"]
+    assert any(str(volume).endswith(f":{roster}:ro") for volume in router["volumes"]), "the roster is mounted read-only"
+    assert router["environment"]["CHAT_SESSION_SECRET"] == compose["x-deskstream"]["environment"]["CHAT_SESSION_SECRET"]

@@ -4,6 +4,7 @@ selectors, scaling bounded by the partitions, the Kafka the settings point at.""
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from services.notifier.settings import NotifierSettings
 from services.router.settings import RouterSettings
 
 from deskstream import topics
-from tests.deploy.manifests import DEPLOY, OVERLAYS, ROOT, of_kind, problems, render
+from tests.deploy.manifests import DEPLOY, OVERLAYS, ROOT, build, of_kind, problems, render
 
 SERVICES = {"intake": 8080, "router": 8081, "notifier": 8082, "feedback": 8083}
 # Made in the cluster, never in the repository: ours (deploy/README.md, "Secrets") and
@@ -27,6 +28,11 @@ SECRET_SETTINGS = {"CHAT_SESSION_SECRET", "ROUTER_SESSION_SECRET", "NOTIFIER_OPS
 # Hops whose topic has one key: one partition does all their work whatever the
 # number of workers, so their lag is no reason to add one.
 SINGLE_KEY_TOPICS = {topics.ROUTER_DISPATCH, topics.SURGE_WATCH}
+# Not autoscaled: its rate limits are per worker, and its send backlog is not lag.
+FIXED_COUNT = {"notifier"}
+# What a plain cluster with the Strimzi operator knows (dev needs nothing else).
+BUILT_IN_OR_STRIMZI = {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
+                       "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
 
 
 def settings(resources: tuple[dict[str, Any], ...], service: str) -> dict[str, str]:
@@ -79,7 +85,7 @@ def test_each_service_is_a_probed_limited_non_root_deployment_behind_a_service(o
         container = pod["spec"]["containers"][0]
         assert container["args"] == ["run", name]
         assert container["ports"] == [{"name": "http", "containerPort": port}]
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz/http", "port": "http"}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
         assert {"cpu", "memory"} <= set(container["resources"]["requests"]) and "memory" in container["resources"]["limits"]
@@ -152,27 +158,37 @@ def test_scaling_is_bounded_by_the_partitions(overlay: str) -> None:
         partitions = int(env["KAFKA_TOPIC_PARTITIONS"])
         assert {topic["spec"]["partitions"] for topic in kafka_topics} == {partitions}
         assert {topic["spec"]["replicas"] for topic in kafka_topics} == {int(env["KAFKA_REPLICATION_FACTOR"])}
+        deployment = of_kind(resources, "Deployment")[name]
         autoscaler = of_kind(resources, "HorizontalPodAutoscaler").get(name)
         scaler = of_kind(resources, "ScaledObject").get(name)
+        if name in FIXED_COUNT:
+            assert autoscaler is None and scaler is None, f"{name} runs a fixed count"
+            assert 1 <= deployment["spec"]["replicas"] <= partitions
+            continue
         assert (autoscaler is None) != (scaler is None), f"{name}: one autoscaler, an HPA or a KEDA ScaledObject"
+        assert "replicas" not in deployment["spec"], f"{name}: the autoscaler owns the count; an apply must not reset it"
         if autoscaler is not None:
             low, high, target = autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"], autoscaler["spec"]["scaleTargetRef"]
         else:
             low, high, target = scaler["spec"]["minReplicaCount"], scaler["spec"]["maxReplicaCount"], scaler["spec"]["scaleTargetRef"]
         assert target["name"] == name
-        assert 1 <= low <= of_kind(resources, "Deployment")[name]["spec"]["replicas"] <= high <= partitions, name
+        assert 1 <= low <= high <= partitions, name
 
 
 def test_prod_scales_each_service_on_the_lag_of_its_own_hops() -> None:
     resources = render("prod")
     expected = hops()
     assert expected["router"] and expected["notifier"], "the hops were found in the app modules"
+    assert set(of_kind(resources, "ScaledObject")) == set(SERVICES) - FIXED_COUNT
     for name, scaler in of_kind(resources, "ScaledObject").items():
         triggers = scaler["spec"]["triggers"]
         found = {(trigger["metadata"]["consumerGroup"], trigger["metadata"]["topic"]) for trigger in triggers}
         assert found == {(group, topic) for group, topic in expected[name] if topic not in SINGLE_KEY_TOPICS}, name
+        namespace = scaler["metadata"]["namespace"]
         for trigger in triggers:
             assert trigger["type"] == "kafka"
+            host = trigger["metadata"]["bootstrapServers"].rsplit(":", 1)[0]
+            assert host.endswith(f".{namespace}.svc"), f"{host}: KEDA resolves it from its own namespace"
             assert trigger["metadata"]["allowIdleConsumers"] == "false", "never more workers than partitions"
             assert trigger["metadata"]["bootstrapServers"] == settings(resources, name)["KAFKA_BOOTSTRAP_SERVERS"]
             assert trigger["authenticationRef"]["name"] in of_kind(resources, "TriggerAuthentication")
@@ -187,7 +203,7 @@ def test_the_services_reach_the_kafka_the_overlay_runs(overlay: str) -> None:
     for service in SERVICES:
         env = settings(resources, service)
         host, port = env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)
-        assert host == f"{name}-kafka-bootstrap"
+        assert host in (f"{name}-kafka-bootstrap", f"{name}-kafka-bootstrap.{cluster['metadata']['namespace']}.svc")
         listener = listeners[int(port)]
         protocol = env["KAFKA_SECURITY_PROTOCOL"]
         assert protocol.endswith("SSL") == listener["tls"]
@@ -203,9 +219,26 @@ def test_the_services_reach_the_kafka_the_overlay_runs(overlay: str) -> None:
     assert int(settings(resources, "intake")["KAFKA_REPLICATION_FACTOR"]) <= replicas
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_prometheus_scrapes_every_service(overlay: str) -> None:
-    resources = render(overlay)
+def test_dev_needs_no_operator_but_strimzi() -> None:
+    assert {resource["kind"] for resource in render("dev")} <= BUILT_IN_OR_STRIMZI
+
+
+def test_the_shared_attachments_component_gives_intake_a_shared_volume(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources: [{os.path.relpath(DEPLOY / 'overlays' / 'prod', tmp_path)}]\n"
+        f"components: [{os.path.relpath(DEPLOY / 'components' / 'shared-attachments', tmp_path)}]\n"
+    )
+    resources = build(tmp_path, "--load-restrictor", "LoadRestrictionsNone")
+    assert [problem for resource in resources for problem in problems(resource)] == []
+    (claim,) = of_kind(resources, "PersistentVolumeClaim").values()
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    volumes = of_kind(resources, "Deployment")["intake"]["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}} in volumes
+
+
+def test_prometheus_scrapes_every_service() -> None:
+    resources = render("prod")
     (monitor,) = of_kind(resources, "ServiceMonitor").values()
     selector = monitor["spec"]["selector"]["matchLabels"]
     endpoint = monitor["spec"]["endpoints"][0]
