@@ -43,7 +43,7 @@ def created(n: int, run: str) -> Event:
     return Event(event.type, "deskstream/intake", event.id, event.data, event.ticket_id)
 
 
-async def publish(bootstrap: str, events: list[Event], rate: float | None) -> None:
+async def publish(bootstrap: str, events: list[Event], rate: float | None, topic: str = TICKETS_EVENTS) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
@@ -51,7 +51,7 @@ async def publish(bootstrap: str, events: list[Event], rate: float | None) -> No
         for n, event in enumerate(events):
             if rate:
                 await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
-            await producer.send(TICKETS_EVENTS, key=event.subject.encode(), value=event.encode())
+            await producer.send(topic, key=event.subject.encode(), value=event.encode())
         await producer.flush()
     finally:
         await producer.stop()
@@ -116,15 +116,16 @@ async def router_run(bootstrap: str, work: Path, count: int, rate: float | None,
     return {"tickets_per_s": round(per_s), **percentiles(latencies)}
 
 
-async def ceiling_run(bootstrap: str, count: int) -> dict[str, float]:
+async def ceiling_run(bootstrap: str, count: int, source: str = TICKETS_EVENTS) -> dict[str, float]:
     """A bare loop: read each ticket.created and produce one record per ticket, acks=all,
-    as fast as aiokafka goes on this broker; per second and latency as above."""
+    as fast as aiokafka goes on this broker; per second and latency as above. `source`
+    other than tickets.events is created here (a run whose services read tickets.events)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
-    await admin.create_topics([NewTopic(CEILING_SINK, 4, 1)])
+    await admin.create_topics([NewTopic(CEILING_SINK, 4, 1)] + ([NewTopic(source, 4, 1)] if source != TICKETS_EVENTS else []))
     await admin.close()
-    await publish(bootstrap, [created(n, "ceiling") for n in range(count)], None)
-    consumer = AIOKafkaConsumer(TICKETS_EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    await publish(bootstrap, [created(n, "ceiling") for n in range(count)], None, source)
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id="bench-ceiling")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await consumer.start()

@@ -219,22 +219,26 @@ class _Keeper:
     """aiosmtpd handler: keeps each mail as received, recipients in lower case so tests
     can look an address up whatever case the sender used."""
 
-    def __init__(self, messages: list[tuple[str, list[str], bytes]]) -> None:
+    def __init__(self, messages: list[tuple[str, list[str], bytes]], arrivals: list[float]) -> None:
         self.messages = messages
+        self.arrivals = arrivals
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.arrivals.append(time.time())  # first: a reader zipping the two never sees a message without its time
         self.messages.append((envelope.mail_from, [r.lower() for r in envelope.rcpt_tos], bytes(envelope.original_content or envelope.content)))
         return "250 Message accepted for delivery"
 
 
 class SmtpCapture:
-    """An SMTP server on loopback that keeps (envelope sender, recipients, bytes)."""
+    """An SMTP server on loopback that keeps (envelope sender, recipients, bytes), and
+    when each arrived (epoch seconds, in `arrivals`, in the same order)."""
 
     def __init__(self) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.messages: list[tuple[str, list[str], bytes]] = []
-        self._controller = Controller(_Keeper(self.messages), hostname=self.host, port=self.port)
+        self.arrivals: list[float] = []
+        self._controller = Controller(_Keeper(self.messages, self.arrivals), hostname=self.host, port=self.port)
 
     def start(self) -> "SmtpCapture":
         self._controller.start()
