@@ -227,13 +227,6 @@ class Processor(Service):
         store = self._stores.get(partition)
         return {} if store is None else store.tables[table]
 
-    def lookup(self, table: str, key: str) -> Any:
-        """The committed value of `key` in `table`, whichever partition holds it."""
-        for store in self.stores():
-            if key in store.tables[table]:
-                return store.tables[table][key]
-        return None
-
     def values(self, table: str) -> list[Any]:
         return [value for store in self.stores() for value in store.tables[table].values()]
 
