@@ -172,8 +172,10 @@ async def test_two_router_workers_decide_as_one(two_routers):
         assert desks[0] == desks[1] and desks[0]["queued"], "the queue should still hold tickets"
         assert (await AgentApi(http, routers[0].url, token_of("ana")).get("/api/supervisor"))[0] == 403
         # An agent takes a waiting ticket through the other worker, past the router's capacity.
-        waiting = desks[0]["queued"][0]
-        taker = next(a["id"] for a in AGENTS if routing.may_take(next(x for x in load_roster(roster_path) if x.id == a["id"]), waiting))
+        agents = [agent for agent in load_roster(roster_path) if agent.id in {a["id"] for a in AGENTS}]
+        takers = [(ticket, agent.id) for ticket in desks[0]["queued"] for agent in agents if routing.may_take(agent, ticket)]
+        assert takers, f"no agent may take any waiting ticket: {desks[0]['queued']}"
+        waiting, taker = takers[0]
         status, asked = await AgentApi(http, routers[1].url, token_of(taker)).post(f"/api/tickets/{waiting['ticket_id']}/accept")
         assert status == 202, asked
     [taken] = await wait_for_events(broker.bootstrap, TICKETS_EVENTS, lambda e: e.type == "ticket.assigned" and e.data[
