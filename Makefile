@@ -7,12 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_UPDATED := /tmp/.deskstream-apt-updated
 
-.PHONY: run test test-fast chaos bench kafka-fetch venv java-maven system-test-deps deploy-tools clean help
+.PHONY: run test test-fast chaos fuzz bench kafka-fetch venv java-maven system-test-deps deploy-tools clean help
 
 help:
 	@echo "make run     start a local Apache Kafka and the four services (Ctrl-C stops all)"
 	@echo "make test    install what the tests need and run the whole suite"
 	@echo "make chaos   the long delivery run: 80 random SIGTERM/SIGKILL restarts, checked record by record"
+	@echo "make fuzz    the long property-based run of the intake parsers (tests/fuzz, HYPOTHESIS_PROFILE=fuzz)"
 	@echo "make bench   benchmarks (figures as ratios against a baseline measured in the same run)"
 
 $(BIN)/.installed: pyproject.toml
@@ -71,6 +72,11 @@ test-fast: venv
 # own local Kafka, or on KAFKA_BOOTSTRAP_SERVERS. CHAOS_ARGS="--contacts N --restarts N --seed N".
 chaos: venv kafka-fetch
 	PYTHONPATH=. $(BIN)/python -m tests.delivery.pipeline_chaos $(CHAOS_ARGS)
+
+# The property-based tests of the intake parsers (tests/fuzz) with about 80 times the
+# examples `make test` runs, random ones: about half an hour.
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/fuzz -q
 
 # Benchmarks: speed is measured here, never asserted in tests.
 bench: venv kafka-fetch system-test-deps

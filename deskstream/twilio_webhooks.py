@@ -42,7 +42,13 @@ class TwilioWebhook:
         signature = request.headers.get(SIGNATURE_HEADER)
         if not signature:
             raise ForgedWebhook(f"no {SIGNATURE_HEADER} header")
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, LookupError) as error:
+            # A body aiohttp cannot read as a form (bytes that are not its charset, a charset
+            # that does not exist, a broken multipart) is no form Twilio signed: refused like
+            # a forgery, not failed with a 500 that Twilio would retry for nothing.
+            raise ForgedWebhook(f"the body is not a readable form ({type(error).__name__})") from None
         if any(not isinstance(value, str) for value in form.values()):
             raise ForgedWebhook("Twilio posts form fields, not files")
         algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))

@@ -18,8 +18,9 @@ from deskstream.events import stable_id
 MAX_TEXT_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
 MAX_CLIENT_MESSAGE_ID = 128
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-_CLIENT_MESSAGE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Matched with fullmatch: `$` also matches before a final newline, which let "m-1\n" through.
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_CLIENT_MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,63}$")
 _PHONE = re.compile(r"^\+?[0-9 ()-]{5,32}$")
 _CUSTOMER_FIELDS = {"name": 200, "email": 254, "phone": 32, "language": 16}
@@ -50,10 +51,10 @@ def parse_message(body: Any) -> ChatMessage:
     if unknown:
         raise ChatRejected(f"unknown fields: {', '.join(sorted(unknown))}")
     session_id = body.get("session_id")
-    if session_id is not None and (not isinstance(session_id, str) or not _SESSION_ID.match(session_id)):
+    if session_id is not None and (not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id)):
         raise ChatRejected("session_id must be a session id this server issued")
     client_message_id = body.get("client_message_id")
-    if not isinstance(client_message_id, str) or not _CLIENT_MESSAGE_ID.match(client_message_id):
+    if not isinstance(client_message_id, str) or not _CLIENT_MESSAGE_ID.fullmatch(client_message_id):
         raise ChatRejected("client_message_id must be 1 to 128 characters of letters, digits and ._:-")
     text = body.get("text")
     if not isinstance(text, str):

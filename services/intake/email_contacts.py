@@ -18,14 +18,24 @@ from services.intake.mail import Attachment, MailParseError, ParsedMail, content
 
 MAX_TEXT_CHARS = 16_000  # the contract's body_text holds 16,384
 MAX_FULL_TEXT_CHARS = 65_000
+MAX_THREAD_KEY_CHARS = 200  # the key is also the event's subject, which the envelope holds to 200
 
 
 def thread_key(mail: ParsedMail, content_key: str) -> str:
-    """`email:<sender>:<root>`: the root is the first message of the conversation."""
+    """`email:<sender>:<root>`: the root is the first message of the conversation.
+
+    A key that would not fit in MAX_THREAD_KEY_CHARS has its root, and if that is not
+    enough its sender too, replaced by a hash: the same for every message of the thread,
+    as the key must be. Keys that fit are as they always were."""
     root = (mail.references[0] if mail.references else None) or mail.in_reply_to or mail.message_id or content_key
     if len(root) > 200:
         root = stable_id(root)
-    return f"email:{mail.from_address}:{root}"
+    key = f"email:{mail.from_address}:{root}"
+    if len(key) > MAX_THREAD_KEY_CHARS:
+        key = f"email:{mail.from_address}:{stable_id(root)}"
+    if len(key) > MAX_THREAD_KEY_CHARS:
+        key = f"email:{stable_id(mail.from_address)}:{stable_id(root)}"
+    return key
 
 
 def clip(text: str, limit: int) -> str:

@@ -28,6 +28,8 @@ from html.parser import HTMLParser
 from typing import Iterable, Iterator
 
 MAX_DEPTH = 40  # deeper MIME nesting than this is an attack, not a mail client
+MAX_ADDRESS_CHARS = 254  # RFC 5321's limit (a 256-octet path, brackets included): longer is undeliverable
+MAX_ID_CHARS = 998  # RFC 5322's longest line: a longer Message-ID cannot be one (nor fit the contract)
 
 _KNOWN_MAINTYPES = {"text", "multipart", "message", "image", "audio", "video", "application", "font", "model"}
 _LATIN1 = "iso8859-1"
@@ -38,6 +40,7 @@ _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(?<=\?=)\s+(?==\?)")
 _MSG_ID = re.compile(r"<([^<>]*)>")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 class MailParseError(ValueError):
@@ -181,13 +184,14 @@ def _first_id(value: str | None) -> str | None:
 
 def _ids(value: str | None) -> tuple[str, ...]:
     """Message ids without brackets, in order, once each. Clients that forget the brackets
-    still get their ids read, as long as they look like ids (an @ and no spaces)."""
+    still get their ids read, as long as they look like ids (an @ and no spaces). What is
+    longer than a header line can be is no id: the message is then known by its bytes."""
     if not value:
         return ()
     found = [_collapse(inner).replace(" ", "") for inner in _MSG_ID.findall(value)]
     if not found:
         found = [token for token in value.split() if "@" in token and "<" not in token and ">" not in token]
-    return tuple(dict.fromkeys(item for item in found if item))
+    return tuple(dict.fromkeys(item for item in found if item and len(item) <= MAX_ID_CHARS))
 
 
 def _addresses(values: list[str]) -> list[tuple[str, str]]:
@@ -197,8 +201,11 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
 
 
 def _usable(address: str) -> bool:
+    """An address we could answer: a local part and a domain, no spaces, and no longer
+    than any mail server accepts (nor than the contract's address fields hold)."""
     local, at, domain = address.rpartition("@")
-    return bool(at and local and domain) and not any(char.isspace() for char in address)
+    return (bool(at and local and domain) and len(address) <= MAX_ADDRESS_CHARS
+            and not any(char.isspace() for char in address))
 
 
 def _sender(message: Message) -> tuple[str, str | None]:
@@ -354,9 +361,31 @@ def _payload(part: Message) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
+class _LenientBytesGenerator(BytesGenerator):
+    """The standard BytesGenerator, except that text the parser handed back as characters
+    is written as UTF-8 rather than refused: a multipart whose boundary never came keeps
+    its body as text, decoded with 'replace' when it had 8-bit bytes, and the standard
+    generator's ASCII-only write raised UnicodeEncodeError on it. Undecoded bytes (the
+    parser's surrogate escapes) are still written back as the bytes they were."""
+
+    def write(self, s: str) -> None:
+        self._fp.write(s.encode("utf-8", "surrogateescape"))
+
+
 def _serialised_body(part: Message) -> bytes:
+    """An attached message's bytes, written back from what the parser made of it.
+
+    Too deep a nesting of attached messages refuses the mail, as the parser's own
+    recursion does. Anything else the standard generator trips over (it re-reads
+    headers the parser let through: RFC 2231 parameters both numbered and not make it
+    raise TypeError) costs the attachment its unwritten rest, never the mail."""
     buffer = io.BytesIO()
-    BytesGenerator(buffer, mangle_from_=False, policy=policy.compat32.clone(linesep="\r\n")).flatten(part)
+    try:
+        _LenientBytesGenerator(buffer, mangle_from_=False, policy=policy.compat32.clone(linesep="\r\n")).flatten(part)
+    except RecursionError:  # attached messages inside attached messages: _leaves does not count those
+        raise MailParseError("the message is nested too deeply to parse") from None
+    except Exception:  # as in _content_type: malformed headers make the email package raise
+        pass
     data = buffer.getvalue()
     return data[2:] if data.startswith(b"\r\n") else data.partition(b"\r\n\r\n")[2]
 
@@ -398,9 +427,12 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     if codec in {None, _ASCII, _UNKNOWN}:
         return _guess(data)
     try:
-        return data.decode(codec)
+        text = data.decode(codec)
     except (UnicodeError, LookupError):  # LookupError: a codec that is not a text encoding
         return _guess(data)
+    # Some codecs decode to lone surrogates (utf-7's "+2AA-", unicode_escape's "\\ud800"),
+    # which are no characters: JSON cannot carry them and the event could never be sent.
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def _codec(charset: str | None) -> str | None:
@@ -409,7 +441,7 @@ def _codec(charset: str | None) -> str | None:
         return None
     try:
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL or a lone surrogate in the name
         return _UNKNOWN
 
 

@@ -18,8 +18,10 @@ from deskstream.phones import InvalidPhoneNumber, e164, split_channel
 MAX_BODY_CHARS = 16384  # the contract's body_text limit; Twilio itself sends at most 1,600
 MAX_MEDIA = 10  # Twilio's own limit per message
 MAX_MEDIA_URL = 1000
-_MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
-_CONTENT_TYPE = re.compile(r"^[\w.+-]{1,127}/[\w.+-]{1,127}$")
+# Both matched with fullmatch (`$` also matches before a final newline). Media types are
+# ASCII (RFC 6838): a Unicode \w let "İ" in, which lower() doubles past the contract's 255.
+_MESSAGE_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
+_CONTENT_TYPE = re.compile(r"[\w.+-]{1,127}/[\w.+-]{1,127}", re.ASCII)
 
 
 class SmsRejected(ValueError):
@@ -95,7 +97,7 @@ class InboundMessage:
 def parse_inbound(form: Mapping[str, str], default_region: str | None) -> InboundMessage:
     """The message in a (signature-checked) Twilio webhook form."""
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
-    if not _MESSAGE_SID.match(sid):
+    if not _MESSAGE_SID.fullmatch(sid):
         raise SmsRejected("MessageSid is missing or not a Twilio message SID")
     channel, raw_number = split_channel(form.get("From", ""))
     try:
@@ -125,7 +127,7 @@ def _media(form: Mapping[str, str]) -> tuple[Media, ...]:
         content_type = form.get(f"MediaContentType{index}", "")
         if not url.startswith("https://") or len(url) > MAX_MEDIA_URL:
             raise SmsRejected(f"MediaUrl{index} is not an https URL of at most {MAX_MEDIA_URL} characters")
-        if not _CONTENT_TYPE.match(content_type):
+        if not _CONTENT_TYPE.fullmatch(content_type):
             raise SmsRejected(f"MediaContentType{index} is not a media type")
         media.append(Media(url, content_type.lower()))
     return tuple(media)
