@@ -47,6 +47,7 @@ import aioimaplib
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from bench.notices import memory_mb
 from bench.routing import ceiling_run
 from deskstream.events import Event, EventDecodeError
 from deskstream.localkafka import LocalKafka, free_port
@@ -239,12 +240,8 @@ def collect_deliveries(run: Run, twilio: TwilioApi, smtp: SmtpCapture) -> None:
 
 
 def rss_mb(pid: int) -> dict[str, float]:
-    """Resident memory now and at its peak (VmHWM), from /proc."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = round(int(value.split()[0]) / 1024, 1)
+    """Resident memory now and at its peak, as bench.notices reads it from /proc."""
+    fields = memory_mb(pid)
     return {"now": fields.get("VmRSS", 0.0), "peak": fields.get("VmHWM", 0.0)}
 
 
