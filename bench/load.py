@@ -37,14 +37,10 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import aioimaplib
-import orjson
 from aiokafka import AIOKafkaConsumer
 
 from bench.notices import memory_mb
@@ -53,13 +49,13 @@ from deskstream.events import Event, EventDecodeError
 from deskstream.localkafka import LocalKafka, free_port
 from deskstream.settings import KafkaSettings
 from deskstream.topics import TICKETS_EVENTS, ensure_topics
-from tests.harness import SERVICES, ServiceProcess, service_env
+from tests.channels import ChatSession, Customers, channel_env
+from tests.harness import SERVICES, ServiceProcess
 from tests.mailserver import SmtpCapture, temporary_dovecot
-from tests.twilio_api import SUPPORT_NUMBER, TwilioApi, inbound_sms, sign
+from tests.twilio_api import TwilioApi
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-SUPPORT_ADDRESS = "soporte@deskstream.test"
 TEXTS = ("Hola, no tengo internet desde esta mañana", "My invoice shows the same charge twice",
          "El router parpadea en rojo y no navega", "I cannot log in since the password reset",
          "La fibra va muy lenta por las tardes", "The app closes as soon as I open it")
@@ -106,90 +102,54 @@ def percentiles(values: list[float]) -> dict[str, float | int]:
 
 
 class Channels:
-    """The generator's side of each channel: one contact a call."""
+    """The generator's side of each channel: one contact a call, from a customer of its
+    own, timed and counted (a load test does not retry; a failure is counted)."""
 
-    def __init__(self, run: Run, intake_url: str, dovecot: Any, pages_every: int) -> None:
+    def __init__(self, run: Run, customers: Customers, pages_every: int) -> None:
         self.run = run
-        self.intake_url = intake_url
-        self.dovecot = dovecot
+        self.customers = customers
         self.pages_every = pages_every
-        self.session: aiohttp.ClientSession | None = None
-        self.imap: aioimaplib.IMAP4 | None = None
         self.pages: set[asyncio.Task[None]] = set()
         self._count = 0
-        self._imap_lock = asyncio.Lock()
         self.warming = False
-
-    async def start(self) -> None:
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
-        self.imap = aioimaplib.IMAP4(self.dovecot.host, self.dovecot.port, timeout=30)
-        await self.imap.wait_hello_from_server()
-        await self.imap.login(self.dovecot.user, self.dovecot.password)
 
     async def stop(self) -> None:
         for page in self.pages:
             page.cancel()
         await asyncio.gather(*self.pages, return_exceptions=True)
-        if self.imap is not None:
-            await self.imap.logout()
-        if self.session is not None:
-            await self.session.close()
 
     def _text(self) -> str:
         self._count += 1
         return TEXTS[self._count % len(TEXTS)]
 
+    def _contact(self, channel: str, address: str) -> Contact:
+        contact = self.run.contacts[address] = Contact(channel, address, time.time(), warm_up=self.warming)
+        return contact
+
     async def chat(self) -> None:
-        assert self.session is not None
         sent = time.time()
-        body = {"text": self._text(), "client_message_id": uuid.uuid4().hex, "customer": {"name": "Load Test", "language": "es"}}
-        async with self.session.post(f"{self.intake_url}/api/chat/messages", json=body) as response:
-            if response.status != 202:
-                self.run.failed(f"chat {response.status}")
-                return
-            answer = await response.json()
-        session_id = answer["session_id"]
-        self.run.contacts[session_id] = Contact("chat", session_id, sent, warm_up=self.warming)
+        session = await self.customers.open_chat()
+        await self.customers.chat(session, self._text(), uuid.uuid4().hex, name="Load Test")
+        contact = self._contact("chat", session.session_id)
+        contact.sent = sent
         if self._count % self.pages_every == 0:
-            page = asyncio.create_task(self._page(session_id, answer["session_token"]))
+            page = asyncio.create_task(self._page(contact, session))
             self.pages.add(page)
             page.add_done_callback(self.pages.discard)
 
-    async def _page(self, session_id: str, token: str) -> None:
+    async def _page(self, contact: Contact, session: ChatSession) -> None:
         """The customer's page: the first message it gets is the acknowledgement."""
-        assert self.session is not None
-        url = f"{self.intake_url}/api/chat/sessions/{session_id}/ws?token={token}"
-        async with self.session.ws_connect(url) as socket:
-            async for frame in socket:
-                if frame.type == aiohttp.WSMsgType.TEXT and orjson.loads(frame.data).get("type") == "message":
-                    self.run.contacts[session_id].acknowledged = time.time()
-                    return
+        contact.acknowledged = await self.customers.first_chat_message(session)
 
     async def sms(self) -> None:
-        assert self.session is not None
         sender = f"+3469{uuid.uuid4().int % 10**7:07d}"
-        url = f"{self.intake_url}/webhooks/twilio/sms"
-        form = inbound_sms(sender=sender, body=self._text())
-        self.run.contacts[sender] = Contact("sms", sender, time.time(), warm_up=self.warming)
-        async with self.session.post(url, data=form, headers={"X-Twilio-Signature": sign(url, form)}) as response:
-            await response.read()
-            if response.status != 200:
-                self.run.failed(f"sms {response.status}")
+        self._contact("sms", sender)
+        await self.customers.sms(sender, self._text())
 
     async def email(self) -> None:
-        assert self.imap is not None
         address = f"cliente-{uuid.uuid4().hex[:12]}@example.net"
-        mail = EmailMessage()
-        mail["From"] = f"Cliente <{address}>"
-        mail["To"] = SUPPORT_ADDRESS
-        mail["Subject"] = "Problema con mi servicio"
-        mail["Message-ID"] = make_msgid(domain="example.net")
-        mail.set_content(self._text())
-        self.run.contacts[address] = Contact("email", address, time.time(), warm_up=self.warming)
-        async with self._imap_lock:  # one APPEND at a time on the one connection
-            response = await self.imap.append(mail.as_bytes(), mailbox="INBOX")
-        if response.result != "OK":
-            self.run.failed("email append")
+        self._contact("email", address)
+        await self.customers.email(address, self._text(), make_msgid(domain="example.net"))
 
 
 # --- what the pipeline did -------------------------------------------------------------
@@ -382,29 +342,16 @@ def summarize(run: Run, sending_seconds: float) -> dict[str, Any]:
 
 async def pipeline_run(work: Path, broker: LocalKafka, args: argparse.Namespace) -> dict[str, Any]:
     await ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}))
-    roster = json.loads((ROOT / "services" / "router" / "roster.json").read_text())
-    for agent in roster["agents"]:
-        agent["max_concurrent"] = 1_000_000  # room for every ticket: the router's work, not the agents' queue
-    (work / "roster.json").write_text(json.dumps(roster))
     with temporary_dovecot() as dovecot, SmtpCapture() as smtp, TwilioApi() as twilio:
-        env = service_env(
-            broker.bootstrap, work, LOG_LEVEL="warning", ROUTER_ROSTER_PATH=str(work / "roster.json"),
-            IMAP_HOST=dovecot.host, IMAP_PORT=str(dovecot.port), IMAP_SSL="false", IMAP_USER=dovecot.user,
-            IMAP_PASSWORD=dovecot.password, MAIL_OWN_ADDRESSES=SUPPORT_ADDRESS,
-            SMTP_HOST=smtp.host, SMTP_PORT=str(smtp.port), SMTP_STARTTLS="false", MAIL_FROM=SUPPORT_ADDRESS,
-            TWILIO_ACCOUNT_SID=twilio.account_sid, TWILIO_AUTH_TOKEN=twilio.auth_token, TWILIO_SMS_FROM=SUPPORT_NUMBER,
-            TWILIO_API_URL=twilio.url, NOTIFIER_QUIET_HOURS="off", NOTIFIER_RATES="off",
-        )
-        env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['INTAKE_HTTP_PORT']}"
-        env["NOTIFIER_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{env['NOTIFIER_HTTP_PORT']}"
+        env = channel_env(broker.bootstrap, work, dovecot, smtp, twilio)
         services = {name: ServiceProcess(name, env, work).start() for name in SERVICES}
         run, stop = Run(), asyncio.Event()
         try:
             for service in services.values():
                 await asyncio.to_thread(service.wait_ready)
             observer = asyncio.create_task(observe(broker.bootstrap, run, stop))
-            channels = Channels(run, services["intake"].url, dovecot, args.pages_every)
-            await channels.start()
+            customers = await Customers(services["intake"].url, dovecot).start()
+            channels = Channels(run, customers, args.pages_every)
             try:
                 await warm_up(channels, run, twilio, smtp)
                 started = time.monotonic()
@@ -413,6 +360,7 @@ async def pipeline_run(work: Path, broker: LocalKafka, args: argparse.Namespace)
                 await settle(run, twilio, smtp, args.settle_seconds, started)
             finally:
                 await channels.stop()
+                await customers.stop()
                 stop.set()
                 await observer
             memory = {name: rss_mb(service.process.pid) for name, service in services.items() if service.process}

@@ -177,6 +177,17 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, sockets: ChatSocke
             status=202,
         )
 
+    async def open_session(request: web.Request) -> web.Response:
+        """A new session and its token, before the first message: the page sends even its
+        first message with a session, so a retry after a lost answer repeats that message
+        rather than opening a second conversation (and ticket). Nothing is stored: the
+        token is the session id signed, and an unused session costs nothing."""
+        if not origin_allowed(request):
+            return rejection("origin not allowed", 403)
+        session_id = chat.new_session_id()
+        return web.json_response({"session_id": session_id, "session_token": chat.session_token(secret, session_id)},
+                                 status=201)
+
     async def session_socket(request: web.Request) -> web.StreamResponse:
         session_id = request.match_info["session_id"]
         if not chat.token_matches(secret, session_id, request.query.get("token")):
@@ -218,6 +229,7 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, sockets: ChatSocke
         application.router.add_get("/", page)
         application.router.add_get("/chat", page)
         application.router.add_static("/static/", STATIC)
+        application.router.add_post("/api/chat/sessions", open_session)
         application.router.add_post("/api/chat/messages", post_message)
         application.router.add_get("/api/chat/sessions/{session_id}/ws", session_socket)
 

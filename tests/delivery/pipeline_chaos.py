@@ -39,6 +39,7 @@ from deskstream.topics import (
 )
 from services.intake import chat, web
 from services.intake.normaliser import Thread, normalise
+from tests.channels import roomy_roster
 from tests.harness import SERVICES, ServiceProcess, service_env
 
 TEXTS = (
@@ -226,17 +227,6 @@ async def compare(bootstrap: str, expected: Expected, report: Report) -> None:
 # --- the run ----------------------------------------------------------------------------
 
 
-def roomy_roster(folder: Path) -> Path:
-    """The integration roster with room for every ticket of a long run, so that each
-    ticket is assigned exactly once (queues are the router's unit tests' business)."""
-    roster = json.loads(INTEGRATION_ROSTER.read_text())
-    for agent in roster["agents"]:
-        agent["max_concurrent"] = 1_000_000
-    path = folder / "roster.json"
-    path.write_text(json.dumps(roster))
-    return path
-
-
 async def feed(bootstrap: str, contacts: list[Event], seconds: float) -> None:
     """Publish the contacts evenly over `seconds`, each acknowledged by the broker."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
@@ -274,7 +264,7 @@ async def chaos_run(bootstrap: str, work: Path, threads: int, restarts: int, see
     expected = Expected.of(contacts)
     report = Report(contacts=len(contacts), tickets=len(expected.tickets))
     await ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": bootstrap}))
-    env = service_env(bootstrap, work, ROUTER_ROSTER_PATH=str(roomy_roster(work)), LOG_LEVEL="warning")
+    env = service_env(bootstrap, work, ROUTER_ROSTER_PATH=str(roomy_roster(work, INTEGRATION_ROSTER)), LOG_LEVEL="warning")
     services = {name: ServiceProcess(name, env, work).start() for name in SERVICES}
     try:
         for service in services.values():

@@ -17,6 +17,13 @@ class ChatCustomer:
         self.session_id: str | None = None
         self.token: str | None = None
 
+    async def open(self) -> None:
+        """Open a session before the first message, as the page does."""
+        async with self.http.post(f"{self.base_url}/api/chat/sessions") as response:
+            answer = await response.json()
+            assert response.status == 201, answer
+        self.session_id, self.token = answer["session_id"], answer["session_token"]
+
     async def say(self, text: str, client_message_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"client_message_id": client_message_id or uuid.uuid4().hex, "text": text, "customer": self.customer}
         headers = {}

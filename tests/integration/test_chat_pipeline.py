@@ -77,6 +77,19 @@ async def test_many_customers_each_get_exactly_their_own_ticket(pipeline_service
     assert set(assigned) == set(tickets)
 
 
+async def test_a_first_message_repeated_in_its_opened_session_is_one_ticket(pipeline_services, kafka):
+    async with aiohttp.ClientSession() as http:
+        customer = ChatCustomer(http, pipeline_services["intake"].url)
+        await customer.open()
+        first = await customer.say("Se me cortó la conexión al enviar", client_message_id="first")
+        again = await customer.say("Se me cortó la conexión al enviar", client_message_id="first")  # its answer was lost
+        [ack] = await customer.messages(1)
+    assert first == again
+    created = await wait_for_events(kafka.bootstrap, TICKETS_EVENTS, lambda e: e.type == "ticket.created"
+                                    and e.data["reply_to"]["address"] == customer.session_id, 1)
+    assert [event.data["ticket_id"] for event in created] == [ack["ticket_id"]]
+
+
 async def test_bad_records_on_a_topic_are_dead_lettered_and_the_pipeline_goes_on(pipeline_services, kafka):
     from aiokafka import AIOKafkaProducer
 
@@ -116,4 +129,6 @@ async def test_bad_chat_requests_get_a_reason_and_store_nothing(pipeline_service
                 body = await response.json()
                 assert (response.status, reason in body["error"]) == (status, True), body
         async with http.get(pipeline_services["intake"].url + "/api/chat/sessions/" + "A" * 24 + "/ws?token=nope") as response:
+            assert response.status == 403
+        async with http.post(pipeline_services["intake"].url + "/api/chat/sessions", headers={"Origin": "https://evil.example"}) as response:
             assert response.status == 403

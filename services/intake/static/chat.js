@@ -4,12 +4,13 @@
  * sends is put on the page with textContent, never as HTML.
  *
  * State kept in sessionStorage (so a reload continues the conversation):
- *   sessionId, sessionToken  what POST /api/chat/messages answered
+ *   sessionId, sessionToken  what POST /api/chat/sessions answered (before the first message)
  *   lastSeq                  the highest support-message seq seen; the socket asks for `after` it
  *   transcript               what this page has shown (own messages, support messages)
  *   customer                 name, e-mail, language
  * Own messages are sent one at a time, in order; a network error or a 5xx/429 is
- * retried with backoff using the SAME client_message_id, so the server can drop repeats.
+ * retried with backoff using the SAME client_message_id in the SAME session, so the
+ * server drops repeats (the first message's too).
  */
 (function () {
   'use strict';
@@ -358,19 +359,13 @@
     return customer;
   }
 
-  /* One attempt: {ok, answer} | {retry: true} | {status, reason}. */
-  async function post(entry) {
-    var body = { client_message_id: entry.id, text: entry.text, customer: entry.customer };
-    var headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
-    if (state.sessionId) {
-      body.session_id = state.sessionId;
-      headers.Authorization = 'Bearer ' + state.sessionToken;
-    }
+  /* One request: {ok, answer} | {retry: true} | {status, reason}. */
+  async function request(path, body, headers) {
     var controller = new AbortController();
     var timer = setTimeout(function () { controller.abort(); }, REQUEST_TIMEOUT_MS);
     var response;
     try {
-      response = await fetch('/api/chat/messages', {
+      response = await fetch(path, {
         method: 'POST', headers: headers, body: JSON.stringify(body),
         credentials: 'same-origin', cache: 'no-store', signal: controller.signal
       });
@@ -381,13 +376,40 @@
     }
     var answer = null;
     try { answer = await response.json(); } catch (error) { answer = null; }
-    if (response.status === 202 || response.ok) {
+    if (response.ok) {
       if (answer && typeof answer.session_id === 'string' && typeof answer.session_token === 'string') return { ok: true, answer: answer };
       return { retry: true };
     }
     if (response.status >= 500 || response.status === 429 || response.status === 408) return { retry: true };
     var reason = answer && typeof answer.error === 'string' ? answer.error : 'HTTP ' + response.status;
     return { status: response.status, reason: reason };
+  }
+
+  /* A session before the first message, so that retrying the first message (its answer
+     lost) repeats it in the same session instead of opening a second conversation. */
+  async function openSession() {
+    var opened = await request('/api/chat/sessions', {}, { 'Content-Type': 'application/json', Accept: 'application/json' });
+    if (opened.ok) {
+      state.sessionId = opened.answer.session_id;
+      state.sessionToken = opened.answer.session_token;
+      save();
+    }
+    return opened;
+  }
+
+  /* One attempt: {ok, answer} | {retry: true} | {status, reason}. */
+  async function post(entry) {
+    if (!state.sessionId) {
+      var opened = await openSession();
+      if (!opened.ok) return opened;
+    }
+    var body = { client_message_id: entry.id, text: entry.text, customer: entry.customer };
+    var headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
+    if (state.sessionId) {
+      body.session_id = state.sessionId;
+      headers.Authorization = 'Bearer ' + state.sessionToken;
+    }
+    return request('/api/chat/messages', body, headers);
   }
 
   async function deliver(entry) {
