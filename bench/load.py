@@ -1,10 +1,11 @@
 """The whole pipeline under load, through its real entry points, against the broker's
 own ceiling measured in the same run.
 
-    PYTHONPATH=. .venv/bin/python -m bench.load [--rate 200] [--seconds 60] [--mix chat=5,sms=3,email=2]
+    PYTHONPATH=. .venv/bin/python -m bench.load [--rate 200] [--seconds 20] [--mix chat=5,sms=3,email=2]
     PYTHONPATH=. .venv/bin/python -m bench.load --flat-out --seconds 60
 
-Customers write by chat (`POST /api/chat/messages`), SMS (Twilio's signed webhook) and
+`make bench` runs the first (BENCH_LOAD_ARGS change it). Customers write by chat (a
+session opened, then `POST /api/chat/messages`, as the page does), SMS (Twilio's signed webhook) and
 e-mail (appended to the Dovecot mailbox intake reads), each contact from a customer
 of its own, so each is a new ticket. The four services run as processes on a local
 Kafka, with the notifier sending to a local SMTP server and the Twilio stand-in. What
@@ -379,19 +380,24 @@ def commit() -> str:
 
 
 def verdicts(result: dict[str, Any], ceiling: dict[str, Any], flat_out: bool, rate: float) -> dict[str, Any]:
-    """Where the run stands against each target (None: this run does not measure it)."""
+    """Where the run stands against each target (None: this run does not measure it).
+
+    Throughput is measured when the pipeline was saturated: flat out, or paced at a rate
+    it could not keep (tickets created at under nine tenths of the contacts sent), for
+    then tickets came as fast as it can make them."""
     peak = max(memory["peak"] for memory in result["rss_mb"].values())
     ack_p99 = result["contact_to_acknowledged_ms"].get("p99")
     ratio = result["created_per_s"] / ceiling["records_per_s"]
+    saturated = flat_out or result["created_per_s"] < 0.9 * result["sent_per_s"]
     return {
         "contacts_per_s": {"target": TARGETS["contacts_per_s"], "measured": result["created_per_s"],
-                           "met": result["created_per_s"] >= TARGETS["contacts_per_s"] if flat_out else None},
+                           "met": result["created_per_s"] >= TARGETS["contacts_per_s"] if saturated else None},
         "ack_p99_ms_at_200_per_s": {"target": TARGETS["ack_p99_ms_at_200_per_s"], "measured": ack_p99,
                                     "met": (ack_p99 is not None and ack_p99 < TARGETS["ack_p99_ms_at_200_per_s"])
                                     if not flat_out and rate == 200 else None},
         "rss_mb_per_service": {"target": TARGETS["rss_mb_per_service"], "measured": peak, "met": peak < TARGETS["rss_mb_per_service"]},
         "pipeline_to_ceiling": {"target": TARGETS["pipeline_to_ceiling"], "measured": round(ratio, 3),
-                                "met": ratio >= TARGETS["pipeline_to_ceiling"] if flat_out else None},
+                                "met": ratio >= TARGETS["pipeline_to_ceiling"] if saturated else None},
     }
 
 
@@ -419,11 +425,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=200.0, help="contacts per second (ignored with --flat-out)")
     parser.add_argument("--flat-out", action="store_true", help="as fast as the pipeline takes them, --concurrency in flight")
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long contacts are sent")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long contacts are sent")
     parser.add_argument("--concurrency", type=int, default=64, help="contacts in flight at most")
     parser.add_argument("--mix", default="chat=5,sms=3,email=2", help="channel weights")
     parser.add_argument("--pages-every", type=int, default=10, help="open the chat page of one session in N")
-    parser.add_argument("--settle-seconds", type=float, default=120.0, help="how long to wait for the last tickets")
+    parser.add_argument("--settle-seconds", type=float, default=600.0, help="how long to wait for the last tickets")
     parser.add_argument("--ceiling-records", type=int, default=20000)
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep-work", action="store_true", help="keep the services' logs and the broker's data")

@@ -50,6 +50,7 @@ TEXTS = ("Hola, no tengo internet desde esta mañana", "My invoice shows the sam
          "La fibra va muy lenta por las tardes", "The app closes as soon as I open it")
 CHANNELS = ("chat", "sms", "email")
 TICKET_EVENTS = ("ticket.created", "ticket.classified", "ticket.assigned")
+UNREACHABLE_AT_START = "Unable to bootstrap"
 GIVE_UP_SECONDS = 300.0  # a contact no entry point took in this long is reported, not retried forever
 
 
@@ -88,7 +89,7 @@ class Report:
     event_problems: list[str] = field(default_factory=list)
     ack_problems: list[str] = field(default_factory=list)
     deadletters: list[str] = field(default_factory=list)
-    exited: list[str] = field(default_factory=list)  # services that stopped without being told to
+    exited: list[str] = field(default_factory=list)  # services that stopped without being told to, and why
     seconds: float = 0.0
 
     @property
@@ -96,9 +97,15 @@ class Report:
         return [f"{address}: {len(ids)} tickets {ids[:3]}" for address, ids in self.tickets.items() if len(ids) != 1]
 
     @property
+    def crashes(self) -> list[str]:
+        """Exits other than the one a supervisor expects: a worker started while the
+        broker is away stops with "Unable to bootstrap" and is started again."""
+        return [exit for exit in self.exited if UNREACHABLE_AT_START not in exit]
+
+    @property
     def clean(self) -> bool:
         return not (self.not_taken or self.ticket_problems or self.event_problems or self.ack_problems
-                    or self.deadletters or self.exited)
+                    or self.deadletters or self.crashes)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -107,10 +114,11 @@ class Report:
             "retried_attempts": self.retried, "not_taken": len(self.not_taken),
             "contacts_not_exactly_one_ticket": len(self.ticket_problems), "event_problems": len(self.event_problems),
             "acknowledgement_problems": len(self.ack_problems), "deadletters": len(self.deadletters),
-            "exited_on_their_own": self.exited, "seconds": round(self.seconds), "clean": self.clean,
+            "exited_and_started_again": self.exited, "seconds": round(self.seconds), "clean": self.clean,
             "first_problems": {name: problems[:5] for name, problems in (
                 ("not_taken", self.not_taken), ("tickets", self.ticket_problems), ("events", self.event_problems),
-                ("acknowledgements", self.ack_problems), ("deadletters", self.deadletters)) if problems},
+                ("acknowledgements", self.ack_problems), ("deadletters", self.deadletters), ("crashes", self.crashes))
+                if problems},
         }
 
 
@@ -166,8 +174,41 @@ async def feed(customers: Customers, contacts: list[Contact], rate: float, repor
 # --- the faults --------------------------------------------------------------------------
 
 
+class Supervisor:
+    """Starts again a service that stopped without being told to, as Compose's restart
+    policy and Kubernetes do, and notes why it stopped (the last error in its log)."""
+
+    def __init__(self, services: dict[str, ServiceProcess], report: Report) -> None:
+        self.services = services
+        self.report = report
+        self.busy: set[str] = set()  # being stopped and started by the chaos itself
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            for name, service in self.services.items():
+                if name in self.busy or service.process is None or service.process.poll() is None:
+                    continue
+                errors = [line for line in service.log_tail(400).splitlines() if '"level":"error"' in line]
+                reason = json.loads(errors[-1]).get("msg", "")[:300] if errors else "no error logged"
+                self.report.exited.append(f"{name} exited {service.process.returncode}: {reason}")
+                service.start()
+
+
+async def ready(service: ServiceProcess, timeout: float = 120.0) -> None:
+    """Wait for the service to answer /readyz, across a start again by the supervisor."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await asyncio.to_thread(service.wait_ready, 5)
+        except (RuntimeError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+
+
 async def disrupt(services: dict[str, ServiceProcess], broker: LocalKafka, seconds: float, report: Report,
-                  rng: random.Random) -> None:
+                  rng: random.Random, supervisor: Supervisor) -> None:
     """Over `seconds`: SIGKILL each service in turn (started again at once) and restart
     the broker once, at evenly spread moments with a little jitter, in a random order."""
     faults = [*SERVICES, "broker"]
@@ -182,8 +223,10 @@ async def disrupt(services: dict[str, ServiceProcess], broker: LocalKafka, secon
             await asyncio.to_thread(broker.start, 120)
             report.disruptions.append(("broker stopped and started", time.monotonic() - started))
         else:
+            supervisor.busy.add(fault)
             await asyncio.to_thread(services[fault].signal, signal.SIGKILL)
             services[fault].start()
+            supervisor.busy.discard(fault)
             report.disruptions.append((f"{fault} SIGKILLed and started", time.monotonic() - started))
 
 
@@ -273,9 +316,10 @@ async def count(bootstrap: str, customers: Customers, contacts: list[Contact], t
 
 
 async def chaos_run(work: Path, contact_count: int, rate: float, seed: int | None = None,
-                    settle_seconds: float = 300.0) -> Report:
+                    settle_seconds: float = 300.0, tamper: Callable[[TwilioApi, SmtpCapture], None] | None = None) -> Report:
     """Feed `contact_count` contacts at `rate` a second through the entry points while
-    the services and the broker are disrupted; then count everything."""
+    the services and the broker are disrupted; then count everything. `tamper`, if
+    given, changes what the far ends hold just before the count (a test of the count)."""
     started, rng = time.monotonic(), random.Random(seed)
     contacts = contacts_for(uuid.uuid4().hex[:8], contact_count)
     report = Report(contacts=len(contacts))
@@ -286,24 +330,29 @@ async def chaos_run(work: Path, contact_count: int, rate: float, seed: int | Non
         with temporary_dovecot() as dovecot, SmtpCapture() as smtp, TwilioApi() as twilio:
             env = channel_env(broker.bootstrap, work, dovecot, smtp, twilio)
             services = {name: ServiceProcess(name, env, work) for name in SERVICES}
+            watching: asyncio.Task[None] | None = None
             try:
                 for service in services.values():
                     service.start()
                 for service in services.values():
                     await asyncio.to_thread(service.wait_ready, 90)
+                supervisor = Supervisor(services, report)
+                watching = asyncio.create_task(supervisor.watch())
                 async with Customers(services["intake"].url, dovecot) as customers:
                     feeding = asyncio.create_task(feed(customers, contacts, rate, report))
-                    await disrupt(services, broker, len(contacts) / rate, report, rng)
+                    await disrupt(services, broker, len(contacts) / rate, report, rng, supervisor)
                     await feeding
                     for service in services.values():
-                        await asyncio.to_thread(service.wait_ready, 120)
+                        await ready(service)
                     await settled(broker.bootstrap, contacts, twilio, smtp, settle_seconds)
                     await asyncio.sleep(3)  # anything doubled arrives late
-                    report.exited = [f"{name} exited {service.process.returncode} (see {service.log_path})"
-                                     for name, service in services.items()
-                                     if service.process is not None and service.process.poll() is not None]
+                    watching.cancel()
+                    if tamper is not None:
+                        tamper(twilio, smtp)
                     await count(broker.bootstrap, customers, contacts, twilio, smtp, report)
             finally:
+                if watching is not None:
+                    watching.cancel()
                 for service in services.values():
                     service.stop()
     finally:

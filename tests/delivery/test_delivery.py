@@ -2,6 +2,7 @@
 is restarted with SIGTERM and SIGKILL (a short run; `make chaos` runs the long one)."""
 from __future__ import annotations
 
+import dataclasses
 import signal
 
 import pytest
@@ -9,9 +10,12 @@ from aiokafka import AIOKafkaProducer
 
 from deskstream.events import Event
 from deskstream.topics import CHAT_OUTBOUND, TICKETS_EVENTS
+from tests.delivery import contact_chaos
 from tests.delivery.pipeline_chaos import Expected, Report, chaos_run, compare, contacts_for, read_records
 from tests.delivery.restarts import restart_run
 from tests.harness import SERVICES
+from tests.mailserver import SmtpCapture
+from tests.twilio_api import TwilioApi, message_sid
 
 
 async def test_every_hop_keeps_its_promise_while_each_service_is_restarted(delivery_kafka, tmp_path):
@@ -41,6 +45,28 @@ async def test_every_hop_keeps_its_promise_while_each_service_is_restarted(deliv
     [created_id] = [i for i in Expected.of(contacts).ids[TICKETS_EVENTS] if i.endswith(".created")]
     assert created_id in recheck.missing[TICKETS_EVENTS]
     assert recheck.doubled[CHAT_OUTBOUND] == [f"{doubled_ticket}.ack"]
+
+
+async def test_every_contact_through_the_entry_points_is_one_ticket_and_one_acknowledgement_through_every_restart(tmp_path):
+    """Chat, SMS and e-mail customers write while each service is SIGKILLed and started
+    again and the broker is restarted (a short run; `make chaos` sends 10,000)."""
+    doubled: list[str] = []
+
+    def double_one_sms(twilio: TwilioApi, smtp: SmtpCapture) -> None:
+        # The count must catch what it is there to catch: one SMS acknowledgement twice.
+        copy = dataclasses.replace(twilio.messages[0], sid=message_sid())
+        twilio.messages.append(copy)
+        doubled.append(f"sms {copy.to}: 2 messages")
+
+    report = await contact_chaos.chaos_run(tmp_path, contact_count=240, rate=8, seed=5, tamper=double_one_sms)
+
+    summary = report.summary()
+    assert report.ack_problems == doubled, summary
+    assert not (report.not_taken or report.ticket_problems or report.event_problems or report.deadletters
+                or report.crashes), summary
+    assert len(report.tickets) == 240 and all(len(ids) == 1 for ids in report.tickets.values()), summary
+    assert [what.split()[0] for what, _ in report.disruptions].count("broker") == 1
+    assert {what.split()[0] for what, _ in report.disruptions} == {*SERVICES, "broker"}
 
 
 @pytest.mark.parametrize("transport", [
