@@ -34,6 +34,7 @@ class TokenBucket:
         self._clock = clock
         self._tokens = self.burst  # start full: the first burst need not wait
         self._updated = clock()
+        self._turn = asyncio.Lock()
 
     @property
     def unlimited(self) -> bool:
@@ -53,11 +54,15 @@ class TokenBucket:
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
     async def acquire(self) -> None:
-        """Wait for this caller's turn. A caller cancelled while waiting keeps its
-        token spent: giving it back would let a later caller jump the queue."""
-        wait = self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        """Wait for this caller's turn. Callers take their tokens one at a time, in the
+        order they asked (asyncio's lock is first come, first served): two sleeps started
+        side by side could end in either order when the machine is busy. A caller
+        cancelled while it sleeps keeps its token spent: giving it back would let a later
+        caller jump the queue."""
+        async with self._turn:
+            wait = self.reserve()
+            if wait > 0:
+                await asyncio.sleep(wait)
 
 
 class RateLimits:

@@ -71,6 +71,19 @@ def test_an_envelope_violation_names_the_attribute(created):
     assert reason_for(created).startswith("source: fails pattern")
 
 
+@pytest.mark.parametrize("moment", ["2026-13-01T10:00:00Z", "2026-12-32T10:00:00Z", "2026-12-02T24:00:00Z",
+                                    "2026-12-02T10:60:00Z", "2026-12-02T10:00:61Z", "2026-12-02T10:00:00+24:00"])
+def test_a_time_that_is_no_time_is_refused(created, moment):
+    created["data"]["received_at"] = moment
+    assert reason_for(created).startswith("data/received_at: fails pattern")
+
+
+@pytest.mark.parametrize("moment", ["2026-12-31T23:59:60Z", "2026-02-28T00:00:00.123456+14:00", "2026-01-09T09:09:09-05:30"])
+def test_every_form_of_time_is_accepted(created, moment):
+    created["data"]["received_at"] = moment
+    default_contract().validate(created)
+
+
 def test_a_type_that_does_not_match_its_data_is_refused(created):
     created["type"] = "ticket.classified"
     assert reason_for(created).startswith("data: missing required")

@@ -35,9 +35,9 @@ def bounded(min_size: int, max_size: int) -> st.SearchStrategy[str]:
 def timestamps(draw: st.DrawFn, moment: datetime | None = None) -> str:
     """RFC 3339 times in every form the schema's pattern takes: Z or an offset, no
     fraction or one of any length. Real times only, of the years intake's clock can
-    stamp: the pattern also lets through "2026-13-01" and "9999-12-31T23:55Z", on which
-    a survey's answer window raises (ValueError, OverflowError) and the hop dead-letters
-    the contact; no producer writes such times (see the report of this work)."""
+    stamp: the pattern refuses month 13 or hour 24, but lets through "2026-02-30" and
+    "9999-12-31T23:55Z", on which a survey's answer window raises (ValueError,
+    OverflowError) and the hop dead-letters the contact; no producer writes such times."""
     moment = moment or draw(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1)))
     fraction = draw(st.sampled_from(["", ".0", ".123", ".123456", ".123456789"]))
     offset = draw(st.sampled_from(["Z", "+00:00", "+01:00", "-05:30", "+14:00", "-12:00"]))
