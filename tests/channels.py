@@ -58,8 +58,15 @@ def roomy_roster(folder: Path, source: Path = ROOT / "services" / "router" / "ro
 def channel_env(bootstrap: str, work: Path, dovecot: Dovecot, smtp: SmtpCapture, twilio: TwilioApi,
                 **extra: str) -> dict[str, str]:
     """The four services' environment with every channel's far end on loopback: the
-    mailbox on Dovecot, mail out to `smtp`, SMS out to the Twilio stand-in; no quiet
-    hours and no rate limits, so every acknowledgement goes at once."""
+    mailbox on Dovecot, mail out to `smtp` (with the archive's Bcc when `smtp` files
+    one, and the archive searched after a crash), SMS out to the Twilio stand-in; no
+    quiet hours and no rate limits, so every acknowledgement goes at once."""
+    if smtp.archive is not None:
+        archive = smtp.archive
+        extra = {"SMTP_ARCHIVE_BCC": archive.address, "SENT_MAIL_IMAP_HOST": archive.dovecot.host,
+                 "SENT_MAIL_IMAP_PORT": str(archive.dovecot.port), "SENT_MAIL_IMAP_SSL": "false",
+                 "SENT_MAIL_IMAP_USER": archive.dovecot.user, "SENT_MAIL_IMAP_PASSWORD": archive.dovecot.password,
+                 "SENT_MAIL_IMAP_MAILBOX": archive.folder, "SENT_MAIL_ARRIVAL_SECONDS": "1", **extra}
     env = service_env(
         bootstrap, work, LOG_LEVEL="warning", ROUTER_ROSTER_PATH=str(roomy_roster(work)),
         IMAP_HOST=dovecot.host, IMAP_PORT=str(dovecot.port), IMAP_SSL="false", IMAP_USER=dovecot.user,

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -215,17 +216,33 @@ def temporary_dovecot() -> Iterator[Dovecot]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Archive:
+    """Where the relay files a copy of the mail sent to `address` (a Bcc): `folder` of
+    the Dovecot account, as a relay delivering to an archive mailbox would."""
+
+    dovecot: "Dovecot"
+    address: str
+    folder: str = "Sent"
+
+
 class _Keeper:
     """aiosmtpd handler: keeps each mail as received, recipients in lower case so tests
-    can look an address up whatever case the sender used."""
+    can look an address up whatever case the sender used; files the archive's copy
+    before answering 250, so a mail the server took is in the archive."""
 
-    def __init__(self, messages: list[tuple[str, list[str], bytes]], arrivals: list[float]) -> None:
+    def __init__(self, messages: list[tuple[str, list[str], bytes]], arrivals: list[float], archive: Archive | None) -> None:
         self.messages = messages
         self.arrivals = arrivals
+        self.archive = archive
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        recipients = [r.lower() for r in envelope.rcpt_tos]
+        content = bytes(envelope.original_content or envelope.content)
+        if self.archive is not None and self.archive.address.lower() in recipients:
+            self.archive.dovecot.append(content, self.archive.folder)
         self.arrivals.append(time.time())  # first: a reader zipping the two never sees a message without its time
-        self.messages.append((envelope.mail_from, [r.lower() for r in envelope.rcpt_tos], bytes(envelope.original_content or envelope.content)))
+        self.messages.append((envelope.mail_from, recipients, content))
         return "250 Message accepted for delivery"
 
 
@@ -233,12 +250,15 @@ class SmtpCapture:
     """An SMTP server on loopback that keeps (envelope sender, recipients, bytes), and
     when each arrived (epoch seconds, in `arrivals`, in the same order)."""
 
-    def __init__(self) -> None:
+    def __init__(self, archive: Archive | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.arrivals: list[float] = []
-        self._controller = Controller(_Keeper(self.messages, self.arrivals), hostname=self.host, port=self.port)
+        self.archive = archive
+        if archive is not None:
+            archive.dovecot.create_folder(archive.folder)
+        self._controller = Controller(_Keeper(self.messages, self.arrivals, archive), hostname=self.host, port=self.port)
 
     def start(self) -> "SmtpCapture":
         self._controller.start()

@@ -31,6 +31,7 @@ from services.notifier.outbox import Outbox
 from services.notifier.outcomes import Outcome
 from services.notifier.quiet_hours import deferred_until
 from services.notifier.rate_limit import RateLimits
+from services.notifier.sent_mail import SentMailbox
 from services.notifier.settings import NotifierSettings
 from services.notifier.smtp import SmtpPool
 from services.notifier.status_webhook import status_routes
@@ -185,7 +186,8 @@ def watch_for_surges(counted: Event, step: Step) -> None:
                       pipeline.event("incident.suspected", suspected["suspicion_id"], suspected))
 
 
-outbox = Outbox(pipeline, pipeline.processors["deliveries"], Channels(pipeline, settings, smtp, twilio),
+sent_mail = SentMailbox(settings.sent_mail) if settings.sent_mail is not None else None
+outbox = Outbox(pipeline, pipeline.processors["deliveries"], Channels(pipeline, settings, smtp, twilio, sent_mail),
                 RateLimits(settings.rates), settings.retry, concurrency=settings.concurrency,
                 recorded=remember_carrier_opt_out)
 app.add_dependency(outbox)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from deskstream.settings import ServiceSettings, SettingsError, env_float, env_int, env_secret, env_str
@@ -53,6 +53,48 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SentMailSettings:
+    """A mailbox that holds a copy of every mail the notifier sent, read over IMAP to
+    settle a send that a crash cut (an SMTP server cannot be asked whether it took a
+    message; a mailbox can be searched for its Message-ID). It is the account's Sent
+    folder where the provider files sent mail itself (Google Workspace, Microsoft 365),
+    or an archive mailbox the relay delivers a Bcc to (`SMTP_ARCHIVE_BCC`). No host: a
+    cut send stays `in_doubt` and is not sent again."""
+
+    host: str
+    port: int
+    ssl: bool
+    user: str
+    password: str = field(repr=False)
+    mailbox: str
+    bcc: str | None  # added as a Bcc to every mail, for relays that file no copy themselves
+    arrival_seconds: float  # how long after the send the copy may take to land in the mailbox
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "SentMailSettings | None":
+        host = env_str(env, "SENT_MAIL_IMAP_HOST", "")
+        if not host:
+            return None
+        ssl = env_str(env, "SENT_MAIL_IMAP_SSL", "true").lower() in ("1", "true", "yes")
+        user, password = env_str(env, "SENT_MAIL_IMAP_USER", ""), env_str(env, "SENT_MAIL_IMAP_PASSWORD", "")
+        if not user or not password:
+            raise SettingsError("SENT_MAIL_IMAP_HOST needs SENT_MAIL_IMAP_USER and SENT_MAIL_IMAP_PASSWORD")
+        bcc = env_str(env, "SMTP_ARCHIVE_BCC", "") or None
+        if bcc is not None and "@" not in bcc:
+            raise SettingsError("SMTP_ARCHIVE_BCC must be the address of the archive mailbox")
+        return cls(
+            host=host,
+            port=env_int(env, "SENT_MAIL_IMAP_PORT", 993 if ssl else 143),
+            ssl=ssl,
+            user=user,
+            password=password,
+            mailbox=env_str(env, "SENT_MAIL_IMAP_MAILBOX", "Sent"),
+            bcc=bcc,
+            arrival_seconds=max(0.0, env_float(env, "SENT_MAIL_ARRIVAL_SECONDS", 30.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TwilioSettings:
     """The Twilio account SMS and WhatsApp go out through; no account, no SMS channel."""
 
@@ -98,6 +140,7 @@ class TwilioSettings:
 class NotifierSettings:
     service: ServiceSettings
     smtp: SmtpSettings | None
+    sent_mail: SentMailSettings | None  # where a send a crash cut is looked for
     twilio: TwilioSettings | None
     retry: RetryPolicy  # temporary failures (Twilio 429/5xx, SMTP 4xx, unreachable) are tried again
     rates: dict[str, float]  # messages per second per channel; absent or 0: unlimited
@@ -128,6 +171,7 @@ class NotifierSettings:
         return cls(
             service=ServiceSettings.from_env("notifier", 8082, env),
             smtp=SmtpSettings.from_env(env),
+            sent_mail=SentMailSettings.from_env(env),
             twilio=TwilioSettings.from_env(env),
             retry=RetryPolicy(
                 max_attempts=max(1, env_int(env, "NOTIFIER_MAX_ATTEMPTS", 4)),
