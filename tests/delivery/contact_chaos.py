@@ -22,7 +22,6 @@ import asyncio
 import collections
 import json
 import random
-import shutil
 import signal
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from deskstream.localkafka import LocalKafka, free_port
 from deskstream.settings import KafkaSettings
 from deskstream.topics import DEADLETTER, TICKETS_EVENTS, ensure_topics
 from tests.channels import ChatSession, Customers, Refused, channel_env
-from tests.delivery.pipeline_chaos import read_records
+from tests.delivery.pipeline_chaos import conclude, read_records
 from tests.harness import SERVICES, ServiceProcess
 from tests.mailserver import Archive, SmtpCapture, temporary_dovecot
 from tests.twilio_api import TwilioApi, message_sid
@@ -372,12 +371,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deskstream-contact-chaos-"))
     report = asyncio.run(chaos_run(work, args.contacts, args.rate, args.seed, args.settle_seconds))
-    print(json.dumps(report.summary(), indent=2))
-    if report.clean:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"logs kept in {work}")
-        raise SystemExit(1)
+    conclude(report.summary(), report.clean, work)
 
 
 if __name__ == "__main__":

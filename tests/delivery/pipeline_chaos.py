@@ -297,6 +297,16 @@ async def chaos_run(bootstrap: str, work: Path, threads: int, restarts: int, see
     return report
 
 
+def conclude(summary: dict[str, Any], clean: bool, work: Path) -> None:
+    """Print a chaos run's summary; keep its logs and fail if it was not clean."""
+    print(json.dumps(summary, indent=2))
+    if clean:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"logs kept in {work}")
+        raise SystemExit(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=3000, help="chat sessions (a quarter of them write twice)")
@@ -318,12 +328,7 @@ def main() -> None:
     finally:
         if broker is not None:
             broker.stop()
-    print(json.dumps(report.summary(), indent=2))
-    if report.clean:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"logs kept in {work}")
-        raise SystemExit(1)
+    conclude(report.summary(), report.clean, work)
 
 
 if __name__ == "__main__":
