@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 TRANSACTION_TIMEOUT_MS = 15_000
 MAX_RECORDS_PER_TRANSACTION = 500
 RETRY_BACKOFF_SECONDS = 1.0
+TURN_SECONDS = 0.05  # the longest a batch holds the event loop between records
 # Within the 9 s a worker has to stop (deskstream.faustapp.Worker).
 CONSUMER_STOP_SECONDS = 2.0
 
@@ -461,8 +462,16 @@ class Processor(Service):
             return
         store = self._stores[tp.partition]
         batch = Changes()
+        turn = time.monotonic()
         for record in records:
             await self._handle(record, store, batch)
+            if time.monotonic() - turn > TURN_SECONDS:
+                # A long batch of synchronous handlers would hold the event loop: the
+                # consumer's heartbeats (its group membership), the HTTP server and the
+                # other hops get their turn. Nothing is applied before the commit, so
+                # whoever runs meanwhile sees the committed state only.
+                await asyncio.sleep(0)
+                turn = time.monotonic()
         try:
             await self._commit(tp, records[-1].offset + 1, batch)
         except KafkaError as error:

@@ -4,10 +4,12 @@ record's writes and sends vanish, and nothing touches the committed state until 
 transaction commits."""
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from deskstream.events import Event
 from deskstream.processor import Changes, Step, Store, TableView
+from tests.contract.golden import EXAMPLES, load
 
 
 class FakeContract:
@@ -32,6 +34,11 @@ class FakeProcessor:
 
 def event(event_id: str) -> Event:
     return Event(type="ticket.created", source="test", id=event_id, data={})
+
+
+def created(event_id: str) -> Event:
+    """A ticket.created the contract accepts."""
+    return Event.decode(orjson.dumps({**load(EXAMPLES / "ticket.created" / "chat-es.json"), "id": event_id}))
 
 
 def test_a_write_is_read_back_in_the_same_transaction_but_not_committed():
@@ -107,3 +114,48 @@ def test_a_table_the_hop_does_not_declare_is_refused():
     store = Store(("threads",))
     with pytest.raises(KeyError):
         Step(FakeProcessor(store), store, [Changes()]).table("tickets")
+
+
+async def test_a_long_batch_of_synchronous_handling_lets_the_rest_of_the_worker_run():
+    """A batch of slow synchronous handlers must not hold the event loop for the whole
+    batch: the consumer's heartbeats run on it, and a worker that misses them for the
+    session timeout is thrown out of its group (seen under load with 10,000 tickets)."""
+    import asyncio
+    import time
+
+    from aiokafka.structs import ConsumerRecord, TopicPartition
+
+    from deskstream.contract import default_contract
+    from deskstream.metrics import ServiceMetrics
+    from deskstream.processor import TURN_SECONDS, Processor
+
+    def slow(event: Event, step: Step) -> None:
+        time.sleep(TURN_SECONDS / 2)  # CPU-bound work, as the router's placements are
+
+    processor = Processor(name="slow", group_id="g", service="test", source="s", handler=slow, tables=(),
+                          kafka=None, contract=default_contract(), metrics=ServiceMetrics("test"),  # type: ignore[arg-type]
+                          deadletter=None)  # type: ignore[arg-type]
+    committed: list[int] = []
+
+    async def commit(tp, next_offset, batch):
+        committed.append(next_offset)
+
+    processor._commit = commit  # type: ignore[method-assign]
+    processor._stores[0], processor._next_offset[0] = Store(()), 0
+    records = [ConsumerRecord("s", 0, n, 0, 0, b"k", created(f"e{n}").encode(), None, 0, 0, []) for n in range(20)]
+    turns = 0
+
+    async def heartbeat() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    beating = asyncio.ensure_future(heartbeat())
+    await asyncio.sleep(0)
+    before = turns
+    await processor._process(TopicPartition("s", 0), records)
+    beating.cancel()
+
+    assert committed == [20]
+    assert turns - before >= 20 * (TURN_SECONDS / 2) / TURN_SECONDS - 2  # a turn about every TURN_SECONDS
