@@ -189,10 +189,18 @@ class Supervisor:
             for name, service in self.services.items():
                 if name in self.busy or service.process is None or service.process.poll() is None:
                     continue
-                errors = [line for line in service.log_tail(400).splitlines() if '"level":"error"' in line]
-                reason = json.loads(errors[-1]).get("msg", "")[:300] if errors else "no error logged"
-                self.report.exited.append(f"{name} exited {service.process.returncode}: {reason}")
+                self.report.exited.append(f"{name} exited {service.process.returncode}: {why_it_stopped(service)}")
                 service.start()
+
+
+def why_it_stopped(service: ServiceProcess) -> str:
+    """The worker's own error from its last run's log (what it stopped on), else the
+    first error logged; what asyncio logs at exit (unclosed clients) comes after both."""
+    last_run = service.log_path.read_text(errors="replace").rsplit("--- start ", 1)[-1]
+    errors = [json.loads(line).get("msg", "") for line in last_run.splitlines()
+              if line.startswith("{") and '"level":"error"' in line]
+    stopped_on = [message for message in errors if message.startswith("[^Worker]: Error")]
+    return (stopped_on or errors or ["no error logged"])[0][:300]
 
 
 async def ready(service: ServiceProcess, timeout: float = 120.0) -> None:
