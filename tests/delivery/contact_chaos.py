@@ -176,7 +176,7 @@ async def feed(customers: Customers, contacts: list[Contact], rate: float, repor
 
 class Supervisor:
     """Starts again a service that stopped without being told to, as Compose's restart
-    policy and Kubernetes do, and notes why it stopped (the last error in its log)."""
+    policy and Kubernetes do, and notes why it stopped (`why_it_stopped`)."""
 
     def __init__(self, services: dict[str, ServiceProcess], report: Report) -> None:
         self.services = services
@@ -251,7 +251,7 @@ async def ticket_events(bootstrap: str) -> list[Event]:
     return events
 
 
-def acknowledgements(contacts: list[Contact], twilio: TwilioApi, smtp: SmtpCapture) -> collections.Counter[str]:
+def acknowledgements(twilio: TwilioApi, smtp: SmtpCapture) -> collections.Counter[str]:
     """Messages that reached each SMS and e-mail customer, by address."""
     arrived: collections.Counter[str] = collections.Counter(message.to for message in list(twilio.messages))
     for _, recipients, _ in list(smtp.messages):
@@ -264,7 +264,7 @@ async def settled(bootstrap: str, contacts: list[Contact], twilio: TwilioApi, sm
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         created = {e.data["reply_to"]["address"] for e in await ticket_events(bootstrap) if e.type == "ticket.created"}
-        arrived = acknowledgements(contacts, twilio, smtp)
+        arrived = acknowledgements(twilio, smtp)
         waiting = [c for c in contacts if c.taken and (c.address not in created or (c.channel != "chat" and not arrived[c.address.lower()]))]
         sys.stderr.write(f"\r  waiting for {len(waiting):6d} contacts' tickets and acknowledgements   ")
         if not waiting:
@@ -297,7 +297,7 @@ async def count(bootstrap: str, customers: Customers, contacts: list[Contact], t
         if sorted(types[ticket_id].elements()) != sorted(TICKET_EVENTS):
             report.event_problems.append(f"{ticket_id}: {dict(types[ticket_id])} on {TICKETS_EVENTS}")
 
-    arrived = acknowledgements(contacts, twilio, smtp)
+    arrived = acknowledgements(twilio, smtp)
     for contact in contacts:
         if contact.channel != "chat" and contact.taken and arrived[contact.address.lower()] != 1:
             report.ack_problems.append(f"{contact.channel} {contact.address}: {arrived[contact.address.lower()]} messages")
