@@ -5,9 +5,9 @@ own ceiling measured in the same run.
     PYTHONPATH=. .venv/bin/python -m bench.load --flat-out --seconds 60
 
 `make bench` runs the first (BENCH_LOAD_ARGS change it). Customers write by chat (a
-session opened, then `POST /api/chat/messages`, as the page does), SMS (Twilio's signed webhook) and
-e-mail (appended to the Dovecot mailbox intake reads), each contact from a customer
-of its own, so each is a new ticket. The four services run as processes on a local
+session opened, then `POST /api/chat/messages`, as the page does), SMS (Twilio's signed
+webhook) and e-mail (appended to the Dovecot mailbox intake reads), each contact from a
+customer of its own, so each is a new ticket. The four services run as processes on a local
 Kafka, with the notifier sending to a local SMTP server and the Twilio stand-in. What
 is measured, per contact, on this machine's one clock:
 
@@ -50,7 +50,7 @@ from deskstream.events import Event, EventDecodeError
 from deskstream.localkafka import LocalKafka, free_port
 from deskstream.settings import KafkaSettings
 from deskstream.topics import TICKETS_EVENTS, ensure_topics
-from tests.channels import ChatSession, Customers, channel_env
+from tests.channels import ChatSession, Customers, Refused, channel_env
 from tests.harness import SERVICES, ServiceProcess
 from tests.mailserver import SmtpCapture, temporary_dovecot
 from tests.twilio_api import TwilioApi
@@ -258,7 +258,7 @@ async def generate(channels: Channels, mix: dict[str, int], rate: float | None, 
         try:
             await getattr(channels, channel)()
         except Exception as error:  # noqa: BLE001 - counted and reported: a load test goes on
-            run.failed(f"{channel} {type(error).__name__}")
+            run.failed(str(error) if isinstance(error, Refused) else f"{channel} {type(error).__name__}")
         finally:
             semaphore.release()
 
