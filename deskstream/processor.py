@@ -58,6 +58,7 @@ TRANSACTION_TIMEOUT_MS = 15_000
 MAX_RECORDS_PER_TRANSACTION = 500
 RETRY_BACKOFF_SECONDS = 1.0
 TURN_SECONDS = 0.05  # the longest a batch holds the event loop between records
+FENCE_SECONDS = 30.0  # a producer not granted its id by then is replaced
 # Within the 9 s a worker has to stop (deskstream.faustapp.Worker).
 CONSUMER_STOP_SECONDS = 2.0
 
@@ -358,8 +359,8 @@ class Processor(Service):
         start from the offsets their last committed transaction recorded."""
         if not tps:
             return
-        producers = {tp.partition: self._producer(tp) for tp in tps}
-        await asyncio.gather(*(self._fence(producer) for producer in producers.values()))
+        fenced = await asyncio.gather(*(self._fenced(tp) for tp in tps))
+        producers = {tp.partition: producer for tp, producer in zip(tps, fenced)}
         self._producers.update(producers)
         self._stores.update(await self._restore([tp.partition for tp in tps]))
         assert self._consumer is not None
@@ -388,6 +389,25 @@ class Processor(Service):
             linger_ms=2,
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         )
+
+    async def _fenced(self, tp: TopicPartition) -> AIOKafkaProducer:
+        """A started producer for `tp`, its previous owners fenced. One that is not
+        granted its producer id within FENCE_SECONDS is dropped and a fresh one tried: a
+        client that bootstraps while the broker is coming back can be left with no broker
+        in its metadata, and aiokafka then never asks again (a notifier waited forever
+        after a broker restart in the chaos run)."""
+        while True:
+            producer = self._producer(tp)
+            try:
+                await asyncio.wait_for(self._fence(producer), FENCE_SECONDS)
+                return producer
+            except (asyncio.TimeoutError, KafkaError) as error:
+                await producer.stop()
+                if self.should_stop:
+                    raise
+                log.warning("fencing timed out or failed; trying a fresh producer",
+                            extra={"processor": self.name, "partition": tp.partition, "error": repr(error)})
+                await self.sleep(RETRY_BACKOFF_SECONDS)
 
     @staticmethod
     async def _fence(producer: AIOKafkaProducer) -> None:

@@ -159,3 +159,48 @@ async def test_a_long_batch_of_synchronous_handling_lets_the_rest_of_the_worker_
 
     assert committed == [20]
     assert turns - before >= 20 * (TURN_SECONDS / 2) / TURN_SECONDS - 2  # a turn about every TURN_SECONDS
+
+
+async def test_a_producer_never_granted_its_id_is_replaced_by_a_fresh_one(monkeypatch):
+    """A client that bootstrapped while the broker was coming back can wait for its
+    producer id forever (no broker in its metadata): after FENCE_SECONDS a fresh one."""
+    import asyncio
+
+    from aiokafka.structs import TopicPartition
+
+    from deskstream import processor as module
+    from deskstream.contract import default_contract
+    from deskstream.metrics import ServiceMetrics
+
+    class Producer:
+        made: list["Producer"] = []
+
+        def __init__(self) -> None:
+            self.stopped = False
+            self.stuck = not Producer.made  # the first one never gets its id
+            Producer.made.append(self)
+
+        async def start(self) -> None:
+            if self.stuck:
+                await asyncio.Event().wait()
+
+        async def begin_transaction(self) -> None:
+            pass
+
+        async def abort_transaction(self) -> None:
+            pass
+
+        async def stop(self) -> None:
+            self.stopped = True
+
+    monkeypatch.setattr(module, "FENCE_SECONDS", 0.05)
+    monkeypatch.setattr(module, "RETRY_BACKOFF_SECONDS", 0.0)
+    hop = module.Processor(name="hop", group_id="g", service="test", source="s", handler=lambda e, s: None, tables=(),
+                           kafka=None, contract=default_contract(), metrics=ServiceMetrics("test"),  # type: ignore[arg-type]
+                           deadletter=None)  # type: ignore[arg-type]
+    monkeypatch.setattr(hop, "_producer", lambda tp: Producer())
+
+    fenced = await asyncio.wait_for(hop._fenced(TopicPartition("s", 0)), 5)
+
+    first, second = Producer.made
+    assert fenced is second and first.stopped and not second.stopped
