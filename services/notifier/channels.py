@@ -71,7 +71,7 @@ class Channels:
             if sid:
                 return Outcome("sent", f"Twilio has {sid} (found after a restart)", provider_message_id=sid)
             return Outcome("retry", "Twilio has no such message: it was not sent")
-        if channel == "email" and self.sent_mail is not None:
+        if channel == "email" and self.sent_mail is not None and self.settings.smtp is not None:
             message_id = self._compose(request)["Message-ID"]
             try:
                 found = await self.sent_mail.holds(message_id)
