@@ -57,6 +57,11 @@ def env_float(env: Mapping[str, str], name: str, default: float) -> float:
     return _env_number(env, name, default, float, "a number")
 
 
+def env_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no setting: 1, true or yes (any case) is yes, anything else no."""
+    return env_str(env, name, "true" if default else "false").lower() in ("1", "true", "yes")
+
+
 def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
     raw = env.get(name, "").strip()
     if not raw:

@@ -5,7 +5,9 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from deskstream.settings import MIN_SECRET_CHARS, ServiceSettings, SettingsError, env_float, env_int, env_list, env_secret, env_str
+from deskstream.settings import (
+    MIN_SECRET_CHARS, ServiceSettings, SettingsError, env_flag, env_float, env_int, env_list, env_secret, env_str,
+)
 
 TAKEN_ACTIONS = ("flag", "move")
 
@@ -36,7 +38,7 @@ class MailboxSettings:
         host = env_str(env, "IMAP_HOST", "")
         if not host:
             return None
-        ssl = env_str(env, "IMAP_SSL", "true").lower() in ("1", "true", "yes")
+        ssl = env_flag(env, "IMAP_SSL", True)
         taken = env_str(env, "IMAP_TAKEN_ACTION", "flag")
         if taken not in TAKEN_ACTIONS:
             raise SettingsError(f"IMAP_TAKEN_ACTION must be one of {', '.join(TAKEN_ACTIONS)}")

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from deskstream.settings import ServiceSettings, SettingsError, env_float, env_int, env_secret, env_str
+from deskstream.settings import ServiceSettings, SettingsError, env_flag, env_float, env_int, env_secret, env_str
 
 from services.notifier.attempts import RetryPolicy
 from services.notifier.quiet_hours import QuietHours, QuietHoursError, valid_timezone
@@ -36,12 +36,11 @@ class SmtpSettings:
         from_address = env_str(env, "MAIL_FROM", "")
         if "@" not in from_address:
             raise SettingsError("MAIL_FROM must be the support address mail is sent from")
-        flag = lambda name, default: env_str(env, name, default).lower() in ("1", "true", "yes")  # noqa: E731
-        tls = flag("SMTP_TLS", "false")
+        tls = env_flag(env, "SMTP_TLS", False)
         return cls(
             host=host,
             port=env_int(env, "SMTP_PORT", 465 if tls else 587),
-            starttls=flag("SMTP_STARTTLS", "false" if tls else "true"),
+            starttls=env_flag(env, "SMTP_STARTTLS", not tls),
             tls=tls,
             user=env_str(env, "SMTP_USER", ""),
             password=env_str(env, "SMTP_PASSWORD", ""),
@@ -75,7 +74,7 @@ class SentMailSettings:
         host = env_str(env, "SENT_MAIL_IMAP_HOST", "")
         if not host:
             return None
-        ssl = env_str(env, "SENT_MAIL_IMAP_SSL", "true").lower() in ("1", "true", "yes")
+        ssl = env_flag(env, "SENT_MAIL_IMAP_SSL", True)
         user, password = env_str(env, "SENT_MAIL_IMAP_USER", ""), env_str(env, "SENT_MAIL_IMAP_PASSWORD", "")
         if not user or not password:
             raise SettingsError("SENT_MAIL_IMAP_HOST needs SENT_MAIL_IMAP_USER and SENT_MAIL_IMAP_PASSWORD")

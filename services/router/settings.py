@@ -9,7 +9,7 @@ from typing import Mapping
 
 import secrets
 
-from deskstream.settings import ServiceSettings, SettingsError, env_float, env_secret, env_str
+from deskstream.settings import ServiceSettings, SettingsError, env_flag, env_float, env_secret, env_str
 
 from services.router.guides import DEFAULT_GUIDES
 from services.router.knowledge import DEFAULT_KNOWLEDGE
@@ -39,7 +39,7 @@ class ConsoleSettings:
             session_secret=secret or secrets.token_urlsafe(32),
             session_secret_generated=not secret,
             session_hours=env_float(env, "ROUTER_SESSION_HOURS", 8.0),
-            cookie_secure=env_str(env, "ROUTER_COOKIE_SECURE", "false").lower() in ("1", "true", "yes"),
+            cookie_secure=env_flag(env, "ROUTER_COOKIE_SECURE", False),
             knowledge_path=Path(env_str(env, "ROUTER_KNOWLEDGE_PATH", str(DEFAULT_KNOWLEDGE))),
             macros_path=Path(env_str(env, "ROUTER_MACROS_PATH", str(DEFAULT_MACROS))),
             guides_path=Path(env_str(env, "ROUTER_GUIDES_PATH", str(DEFAULT_GUIDES))),
