@@ -6,6 +6,7 @@
     deskstream kafka              only the local Kafka, until Ctrl-C
     deskstream topics             create the topics on the configured cluster
     deskstream topics --kubernetes  print them as Strimzi KafkaTopic resources
+    deskstream topics --kafka-users print each service's Kafka user and its ACLs (Strimzi KafkaUser)
     deskstream hash-password      an agent's password_argon2 for the roster
     deskstream incident declare --service S --message TEXT [--message-es TEXT]
                                   [--region ES] [--skill network] [--fix-at ISO]
@@ -38,7 +39,7 @@ from typing import Any, Mapping
 
 from deskstream.localkafka import LocalKafka, die_with_parent
 from deskstream.settings import PROJECT_ROOT, KafkaSettings, env_int
-from deskstream.topic_manifests import kafka_topics
+from deskstream.topic_manifests import kafka_topics, kafka_users
 from deskstream.topics import ensure_topics
 
 SERVICES = ("intake", "router", "notifier", "feedback")
@@ -282,6 +283,9 @@ def main(argv: list[str] | None = None) -> None:
     topics = commands.add_parser("topics", help="create the topics on KAFKA_BOOTSTRAP_SERVERS")
     topics.add_argument("--kubernetes", action="store_true",
                         help="print them as Strimzi KafkaTopic resources instead (deploy/base/kafka-topics.yaml)")
+    topics.add_argument("--kafka-users", action="store_true",
+                        help="print each service's Kafka user and its ACLs as Strimzi KafkaUser resources instead "
+                             "(deploy/overlays/prod/kafka-users.yaml)")
     commands.add_parser("hash-password", help="an agent's password_argon2 for the roster (reads the password, never echoes it)")
     add_incident_commands(commands)
     args = parser.parse_args(argv)
@@ -302,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
         print(hash_password(password))
     elif args.kubernetes:
         print(kafka_topics(), end="")
+    elif args.kafka_users:
+        print(kafka_users(), end="")
     else:
         created = asyncio.run(ensure_topics(KafkaSettings.from_env()))
         print("created: " + (", ".join(created) or "nothing (all topics exist)"))

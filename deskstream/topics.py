@@ -68,6 +68,40 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Access:
+    """The topics a service reads and writes, besides its own tables' changelogs."""
+
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+# What each service may do on the cluster, and no more: the ACLs of its own Kafka user
+# (deploy/overlays/prod/kafka-users.yaml, rendered from this), so that a compromised
+# service can neither read the others' topics and tables nor write what it never
+# writes. tests/deploy/test_kafka_users.py reads the services' code and requires that
+# this map says exactly what the code does. Every service writes `deadletter`: its
+# hops dead-letter what they cannot read (deskstream/processor.py).
+ACCESS: dict[str, Access] = {
+    "intake": Access(
+        reads=(INTAKE_RAW, CHAT_OUTBOUND),
+        writes=(INTAKE_RAW, TICKETS_EVENTS, NOTIFY_REQUESTS, DEADLETTER),
+    ),
+    "router": Access(
+        reads=(TICKETS_EVENTS, AGENTS_EVENTS, ROUTER_DISPATCH),
+        writes=(TICKETS_EVENTS, AGENTS_EVENTS, ROUTER_DISPATCH, DEADLETTER),
+    ),
+    "notifier": Access(
+        reads=(TICKETS_EVENTS, NOTIFY_REQUESTS, INCIDENTS_EVENTS, SURGE_WATCH),
+        writes=(NOTIFY_REQUESTS, NOTIFY_RECEIPTS, CHAT_OUTBOUND, INCIDENTS_EVENTS, SURGE_WATCH, DEADLETTER),
+    ),
+    "feedback": Access(
+        reads=(TICKETS_EVENTS, FEEDBACK_SURVEYS, INCIDENTS_EVENTS),
+        writes=(TICKETS_EVENTS, FEEDBACK_SURVEYS, INTAKE_RAW, NOTIFY_REQUESTS, DEADLETTER),
+    ),
+}
+
+
 def app_id(service: str) -> str:
     """The Faust app id of a service, and the prefix of its hops' consumer groups."""
     return f"deskstream-{service}"
