@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 from deskstream.topics import ACCESS, CHANGELOGS, TABLES, TOPICS, TopicSpec, app_id, changelog_topic
 
@@ -85,7 +86,46 @@ def topic_operations(service: str) -> dict[str, tuple[str, ...]]:
     }
 
 
-def _user(name: str, cluster: str, rules: list[str]) -> str:
+@dataclass(frozen=True, slots=True)
+class AclRule:
+    """One ACL of a Kafka user, as Strimzi's `simple` authorization writes it."""
+
+    resource: str  # topic, group, transactionalId or cluster
+    name: str  # "" for the cluster
+    prefix: bool
+    operations: tuple[str, ...]
+
+    def yaml(self) -> str:
+        if self.resource == "cluster":
+            where = "{type: cluster}"
+        else:
+            where = f"{{type: {self.resource}, name: {self.name}, patternType: {'prefix' if self.prefix else 'literal'}}}"
+        return f"      - resource: {where}\n        operations: [{', '.join(self.operations)}]"
+
+
+def acl_rules(service: str) -> list[AclRule]:
+    """One service's ACLs: its topics, and the consumer groups and transactional ids of
+    its hops (`deskstream-<service>.<hop>`, by that prefix)."""
+    prefix = f"{app_id(service)}."
+    rules = [AclRule("topic", name, False, operations) for name, operations in topic_operations(service).items()]
+    return rules + [
+        AclRule("group", prefix, True, ("Describe", "Read")),
+        AclRule("transactionalId", prefix, True, ("Describe", "Write")),
+        AclRule("cluster", "", False, ("Describe", "IdempotentWrite")),
+    ]
+
+
+def keda_acl_rules() -> list[AclRule]:
+    """KEDA's: it reads the hops' committed offsets and the topics' end offsets to
+    compute lag, and nothing else (Describe only: no record is readable with it)."""
+    sources = sorted({topic for access in ACCESS.values() for topic in access.reads})
+    return [AclRule("topic", name, False, ("Describe",)) for name in sources] + [
+        AclRule("group", "deskstream-", True, ("Describe",))
+    ]
+
+
+def kafka_user(name: str, rules: list[AclRule], cluster: str = "deskstream") -> str:
+    """One `KafkaUser` document with SCRAM-SHA-512 credentials and these ACLs."""
     lines = [
         "apiVersion: kafka.strimzi.io/v1",
         "kind: KafkaUser",
@@ -100,34 +140,10 @@ def _user(name: str, cluster: str, rules: list[str]) -> str:
         "    type: simple",
         "    acls:",
     ]
-    return "\n".join(lines + rules) + "\n"
-
-
-def _rule(resource: str, operations: tuple[str, ...]) -> str:
-    return f"      - resource: {resource}\n        operations: [{', '.join(operations)}]"
-
-
-def kafka_user(service: str, cluster: str = "deskstream") -> str:
-    """One service's `KafkaUser`: its topics, and the consumer groups and transactional
-    ids of its hops (`deskstream-<service>.<hop>`, by that prefix)."""
-    prefix = f"{app_id(service)}."
-    rules = [_rule(f"{{type: topic, name: {name}, patternType: literal}}", operations)
-             for name, operations in topic_operations(service).items()]
-    rules.append(_rule(f"{{type: group, name: {prefix}, patternType: prefix}}", ("Describe", "Read")))
-    rules.append(_rule(f"{{type: transactionalId, name: {prefix}, patternType: prefix}}", ("Describe", "Write")))
-    rules.append(_rule("{type: cluster}", ("Describe", "IdempotentWrite")))
-    return _user(kafka_user_name(service), cluster, rules)
-
-
-def keda_user(cluster: str = "deskstream") -> str:
-    """KEDA's user: it reads the hops' committed offsets and the topics' end offsets to
-    compute lag, and nothing else (Describe only: no record is readable with it)."""
-    sources = sorted({topic for access in ACCESS.values() for topic in access.reads})
-    rules = [_rule(f"{{type: topic, name: {name}, patternType: literal}}", ("Describe",)) for name in sources]
-    rules.append(_rule("{type: group, name: deskstream-, patternType: prefix}", ("Describe",)))
-    return _user(KEDA_USER, cluster, rules)
+    return "\n".join(lines + [rule.yaml() for rule in rules]) + "\n"
 
 
 def kafka_users(cluster: str = "deskstream") -> str:
     """Every service's Kafka user and KEDA's, as one multi-document YAML file."""
-    return USERS_HEADER + "".join("---\n" + kafka_user(service, cluster) for service in ACCESS) + "---\n" + keda_user(cluster)
+    users = [(kafka_user_name(service), acl_rules(service)) for service in ACCESS] + [(KEDA_USER, keda_acl_rules())]
+    return USERS_HEADER + "".join("---\n" + kafka_user(name, rules, cluster) for name, rules in users)
