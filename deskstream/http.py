@@ -7,16 +7,43 @@ every service gets `/healthz`, `/readyz` (its hops hold their partitions too),
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Sequence
 
 from aiohttp import web
 from mode import Service
 
+from deskstream.limits import IPNetwork, KeyedLimiter, client_address, client_key, retry_after
+from deskstream.metrics import ServiceMetrics
 from deskstream.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 RouteSetup = Callable[[web.Application], None]
+
+
+def request_client(request: web.BaseRequest, trusted_proxies: Sequence[IPNetwork] = ()) -> str:
+    """The client's limiting key (deskstream.limits.client_address, then client_key): the
+    peer, or behind `trusted_proxies` the right-most untrusted X-Forwarded-For entry."""
+    forwarded = request.headers.getall("X-Forwarded-For", []) if trusted_proxies else []
+    return client_key(client_address(request.remote, forwarded, trusted_proxies))
+
+
+def too_many_requests(limit: str, seconds: float) -> web.Response:
+    """429 for a request over `limit` (named in the answer, so that an operator reading
+    a client's report knows which setting it hit), with `Retry-After` in whole seconds."""
+    wait = retry_after(seconds)
+    return web.json_response({"error": f"too many requests: {limit}; retry after {wait} s", "limit": limit},
+                             status=429, headers={"Retry-After": wait})
+
+
+def over_limit(limiter: KeyedLimiter, key: str, limit: str, metrics: ServiceMetrics) -> web.Response | None:
+    """The 429 for a request over `limiter`'s limit for `key` (counted in the metrics
+    as `rate limited: <limit>`), or None when it may go on."""
+    wait = limiter.take(key)
+    if wait <= 0:
+        return None
+    metrics.failed(f"rate limited: {limit}")
+    return too_many_requests(limit, wait)
 
 
 def health_routes(pipeline: Pipeline) -> RouteSetup:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
+from deskstream.limits import IPNetwork, Limit, parse_limit, parse_networks
+
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
@@ -67,6 +69,26 @@ def env_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -
     if not raw:
         return default
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def env_limit(env: Mapping[str, str], name: str, default: Limit) -> Limit:
+    """A rate limit written COUNT/SECONDS ("30/60": 30 at once, 30 more every 60 s), or
+    `off` (deskstream.limits.parse_limit)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse_limit(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+
+
+def env_networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated IP addresses or networks (CIDR), e.g. TRUSTED_PROXIES."""
+    try:
+        return parse_networks(env_list(env, name))
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

@@ -26,6 +26,10 @@ from deskstream.settings import PROJECT_ROOT, KafkaSettings
 from deskstream.topics import ensure_topics
 
 SERVICES = ("intake", "router", "notifier", "feedback")
+LIMITS = ("INTAKE_CHAT_SESSIONS_PER_ADDRESS", "INTAKE_CHAT_MESSAGES_PER_ADDRESS", "INTAKE_CHAT_MESSAGES_PER_SESSION",
+          "INTAKE_CHAT_SOCKETS_PER_ADDRESS", "INTAKE_TWILIO_REQUESTS_PER_ADDRESS", "INTAKE_SMS_PER_SENDER",
+          "INTAKE_MAIL_PER_SENDER")
+GENEROUS_LIMIT = "1000000/1"
 
 
 class ChildProcess:
@@ -142,6 +146,10 @@ def service_env(bootstrap: str, data_dir: Path, **extra: str) -> dict[str, str]:
         LOG_LEVEL="info",
         PYTHONUNBUFFERED="1",
     )
+    # The tests, the benchmarks and the chaos runs send thousands of contacts from loopback,
+    # many from one sender: limits far above what they send, which the flooding tests
+    # (tests/security/test_flooding.py) lower again through `extra`.
+    env.update({name: GENEROUS_LIMIT for name in LIMITS}, INTAKE_CHAT_SOCKETS_PER_SESSION="1000")
     for name in SERVICES:
         env[f"{name.upper()}_HTTP_PORT"] = str(free_port())
     env.update(extra)

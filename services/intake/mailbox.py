@@ -31,6 +31,8 @@ from deskstream.topics import DEADLETTER, INTAKE_RAW
 
 from services.intake.attachments import AttachmentStore
 from services.intake.email_contacts import MailOutcome, read_mail
+from services.intake.masking import as_published
+from services.intake.senders import MailSenders
 from services.intake.settings import MailboxSettings
 
 log = logging.getLogger(__name__)
@@ -59,14 +61,17 @@ def _ok(response: Any, what: str) -> Any:
 class MailboxIntake(Service):
     """Takes every message of one IMAP folder into `intake.raw`."""
 
-    def __init__(self, settings: MailboxSettings, pipeline: Pipeline, attachments: AttachmentStore, **kwargs: Any) -> None:
+    def __init__(self, settings: MailboxSettings, pipeline: Pipeline, attachments: AttachmentStore,
+                 keep_original_text: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
+        self.keep_original_text = keep_original_text  # INTAKE_KEEP_ORIGINAL_TEXT (services/intake/masking.py)
         self.pipeline = pipeline
         self.attachments = attachments
         self.origin = f"imap:{settings.folder}"
         self._uidvalidity: int | None = None
         self._attempts: dict[int, int] = {}
+        self.senders = MailSenders(settings.sender_limit)  # one sender's flood, quarantined past the limit
         self.connected = False
 
     async def on_start(self) -> None:
@@ -119,7 +124,7 @@ class MailboxIntake(Service):
             self.connected = False
             try:
                 await asyncio.wait_for(imap.logout(), 2)
-            except Exception:
+            except Exception:  # nosec B110  # a courtesy logout on a connection being dropped anyway
                 pass
 
     async def _wait_for_mail(self, imap: aioimaplib.IMAP4) -> None:
@@ -177,6 +182,8 @@ class MailboxIntake(Service):
                 self.pipeline.metrics.failed(f"mail {outcome.noise}")
                 log.info("mail taken without a ticket", extra={"uid": uid, "noise": outcome.noise})
                 taken.append(uid)
+            elif uid not in self._attempts and (over := self.senders.over(outcome.contact["customer"]["email"])):
+                await self._quarantine(imap, uid, over, raw)  # a retried publication was counted the first time
             else:
                 publishing[uid] = outcome
         results = await asyncio.gather(*(self._publish(o) for o in publishing.values()), return_exceptions=True)
@@ -205,8 +212,8 @@ class MailboxIntake(Service):
     async def _publish(self, outcome: MailOutcome) -> None:
         for attachment in outcome.attachments:
             await asyncio.to_thread(self.attachments.put, attachment.sha256, attachment.content)
-        data = outcome.contact
-        assert data is not None
+        assert outcome.contact is not None
+        data = as_published(outcome.contact, self.keep_original_text)
         event = self.pipeline.event("contact.received", data["contact_id"], data, data["thread_key"])
         await self.pipeline.publish(INTAKE_RAW, data["thread_key"], event)
 

@@ -19,6 +19,7 @@ from deskstream.mailthread import ticket_named
 from services.intake.language import detect_language, normalise_language
 
 RECENT_CONTACTS = 200
+MAX_ATTACHMENTS = 1000  # per thread: 100 per mail, ten mails of a hundred
 REPLY_CHANNELS = frozenset({"chat", "sms", "whatsapp"})  # e-mail answers by link
 CORRECTION_MINUTES = 10  # after an answer, a new one replaces it for this long
 SUBJECT_CHARS = 80
@@ -40,17 +41,27 @@ class Thread:
     customer: dict[str, str] = field(default_factory=dict)
     recent_contacts: list[str] = field(default_factory=list)
     survey: dict[str, str] | None = None  # a satisfaction survey awaiting an answer here (`survey.opened`)
+    allowance: dict[str, float] | None = None  # the sender's token bucket (services/intake/senders.py)
+    # sha256 of the e-mail attachments stored for this thread: what an erasure removes
+    # from the attachment store (services/intake/erasure.py)
+    attachments: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        value = {"ticket_id": self.ticket_id, "customer": self.customer, "recent_contacts": self.recent_contacts}
-        return {**value, "survey": self.survey} if self.survey else value
+        value: dict[str, Any] = {"ticket_id": self.ticket_id, "customer": self.customer, "recent_contacts": self.recent_contacts}
+        if self.survey:
+            value["survey"] = self.survey
+        if self.allowance:
+            value["allowance"] = self.allowance
+        if self.attachments:
+            value["attachments"] = self.attachments
+        return value
 
     @classmethod
     def from_dict(cls, value: dict[str, Any] | None) -> "Thread":
         if not value:
             return cls()
         return cls(value.get("ticket_id"), dict(value.get("customer", {})), list(value.get("recent_contacts", [])),
-                   value.get("survey"))
+                   value.get("survey"), value.get("allowance"), list(value.get("attachments", [])))
 
 
 def ticket_id_for(contact_id: str) -> str:
@@ -121,6 +132,8 @@ def normalise(contact: dict[str, Any], thread: Thread) -> list[TicketEvent]:
         common["sms"] = contact["sms"]
     if "email" in contact:
         common["email"] = contact["email"]
+        stored = [a["sha256"] for a in contact["email"]["attachments"] if a["sha256"] not in thread.attachments]
+        thread.attachments = (thread.attachments + stored)[-MAX_ATTACHMENTS:]
         if thread.ticket_id is None:
             # a reply whose References were lost, found by our subject tag or Message-ID
             thread.ticket_id = ticket_named(contact.get("subject"), contact["email"]["in_reply_to"], contact["email"]["references"])

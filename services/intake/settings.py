@@ -5,11 +5,14 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
+from deskstream.limits import DEFAULT_MAX_KEYS, IPNetwork, Limit
 from deskstream.settings import (
-    MIN_SECRET_CHARS, ServiceSettings, SettingsError, env_flag, env_float, env_int, env_list, env_secret, env_str,
+    MIN_SECRET_CHARS, ServiceSettings, SettingsError, env_flag, env_float, env_int, env_limit, env_list, env_networks,
+    env_secret, env_str,
 )
 
 TAKEN_ACTIONS = ("flag", "move")
+MAIL_PER_SENDER = Limit(20, 3600)  # 20 mails at once from one address, then one every 3 minutes
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,7 @@ class MailboxSettings:
     poll_seconds: float
     max_attempts: int
     own_addresses: tuple[str, ...]
+    sender_limit: Limit = MAIL_PER_SENDER  # INTAKE_MAIL_PER_SENDER; the excess is quarantined (services/intake/senders.py)
     # Crash tests only: "after-fetch" or "after-publish" ends the process there, as a
     # power cut would, once per marker file (see services/intake/mailbox.py).
     crash_at: str = ""
@@ -55,6 +59,7 @@ class MailboxSettings:
             poll_seconds=env_float(env, "IMAP_POLL_SECONDS", 30.0),
             max_attempts=env_int(env, "IMAP_MAX_ATTEMPTS", 3),
             own_addresses=tuple(a.lower() for a in env_list(env, "MAIL_OWN_ADDRESSES")),
+            sender_limit=env_limit(env, "INTAKE_MAIL_PER_SENDER", MAIL_PER_SENDER),
             crash_at=env_str(env, "IMAP_TEST_CRASH_AT", ""),
             crash_marker=env_str(env, "IMAP_TEST_CRASH_MARKER", ""),
         )
@@ -80,6 +85,47 @@ class TwilioWebhookSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AbuseLimits:
+    """How much one client address, chat session or SMS/WhatsApp sender may send
+    (deskstream.limits: COUNT at once, COUNT more every SECONDS). Over an address or
+    session limit the chat API and the Twilio webhook answer 429 with Retry-After; what
+    one sender writes past theirs is dead-lettered (services/intake/senders.py).
+
+    The defaults let a real customer through however fast they type, and a household
+    or an office behind one address too: a flood is what they stop. Twilio posts every
+    customer's messages from its own pool of addresses, so its per-address limit is
+    high, and the per-sender limit is what stops one customer."""
+
+    chat_sessions_per_address: Limit = Limit(30, 60)
+    chat_messages_per_address: Limit = Limit(120, 60)
+    chat_messages_per_session: Limit = Limit(20, 60)
+    chat_sockets_per_address: Limit = Limit(60, 60)  # WebSocket connects
+    chat_sockets_per_session: int = 5  # open at once, per intake worker (a customer's tabs)
+    twilio_requests_per_address: Limit = Limit(3000, 60)
+    sms_per_sender: Limit = Limit(60, 600)
+    max_keys: int = DEFAULT_MAX_KEYS  # buckets kept per limit, however many addresses a flood brings
+    trusted_proxies: tuple[IPNetwork, ...] = ()  # whose X-Forwarded-For is believed
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "AbuseLimits":
+        d = cls()
+        max_keys = env_int(env, "INTAKE_LIMIT_MAX_KEYS", d.max_keys)
+        if max_keys < 1:
+            raise SettingsError("INTAKE_LIMIT_MAX_KEYS must be at least 1")
+        return cls(
+            chat_sessions_per_address=env_limit(env, "INTAKE_CHAT_SESSIONS_PER_ADDRESS", d.chat_sessions_per_address),
+            chat_messages_per_address=env_limit(env, "INTAKE_CHAT_MESSAGES_PER_ADDRESS", d.chat_messages_per_address),
+            chat_messages_per_session=env_limit(env, "INTAKE_CHAT_MESSAGES_PER_SESSION", d.chat_messages_per_session),
+            chat_sockets_per_address=env_limit(env, "INTAKE_CHAT_SOCKETS_PER_ADDRESS", d.chat_sockets_per_address),
+            chat_sockets_per_session=max(0, env_int(env, "INTAKE_CHAT_SOCKETS_PER_SESSION", d.chat_sockets_per_session)),
+            twilio_requests_per_address=env_limit(env, "INTAKE_TWILIO_REQUESTS_PER_ADDRESS", d.twilio_requests_per_address),
+            sms_per_sender=env_limit(env, "INTAKE_SMS_PER_SENDER", d.sms_per_sender),
+            max_keys=max_keys,
+            trusted_proxies=env_networks(env, "TRUSTED_PROXIES"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class IntakeSettings:
     service: ServiceSettings
     chat_session_secret: bytes
@@ -87,6 +133,11 @@ class IntakeSettings:
     mailbox: MailboxSettings | None
     twilio: TwilioWebhookSettings | None
     phone_region: str  # how numbers written without a country code are read (ISO 3166)
+    limits: AbuseLimits = AbuseLimits()
+    # INTAKE_KEEP_ORIGINAL_TEXT: intake.raw keeps what the customer wrote, card numbers and
+    # passwords included, for whoever must read it there; tickets.events is masked always
+    # (services/intake/masking.py).
+    keep_original_text: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "IntakeSettings":
@@ -101,4 +152,6 @@ class IntakeSettings:
             mailbox=MailboxSettings.from_env(env),
             twilio=TwilioWebhookSettings.from_env(env),
             phone_region=env_str(env, "PHONE_DEFAULT_REGION", "ES").upper(),
+            limits=AbuseLimits.from_env(env),
+            keep_original_text=env_flag(env, "INTAKE_KEEP_ORIGINAL_TEXT", False),
         )

@@ -16,7 +16,8 @@ from multidict import MultiDictProxy
 from twilio.twiml.messaging_response import MessagingResponse
 
 from deskstream.events import utcnow
-from deskstream.http import RouteSetup
+from deskstream.http import RouteSetup, over_limit, request_client
+from deskstream.limits import KeyedLimiter
 from deskstream.pipeline import NotStored, Pipeline, deadletter_event
 from deskstream.recipients import recipient_key
 from deskstream.topics import DEADLETTER, INTAKE_RAW, NOTIFY_REQUESTS
@@ -24,6 +25,7 @@ from deskstream.twilio_webhooks import TwilioWebhook, signed_view
 
 from services.intake import sms
 from services.intake.customers import customer_id
+from services.intake.masking import as_published
 from services.intake.settings import IntakeSettings
 
 PATH = "/webhooks/twilio/sms"
@@ -68,7 +70,8 @@ def sms_routes(pipeline: Pipeline, settings: IntakeSettings) -> RouteSetup:
 
         keyword = message.keyword()
         if keyword is None:
-            data = sms.contact_data(message, customer_id(phone=message.number, fallback=message.thread_key), utcnow())
+            data = as_published(sms.contact_data(message, customer_id(phone=message.number, fallback=message.thread_key), utcnow()),
+                                settings.keep_original_text)
             event = pipeline.event("contact.received", data["contact_id"], data, data["thread_key"])
             return await stored_then(pipeline.publish(INTAKE_RAW, message.thread_key, event, timeout=timeout), twiml())
 
@@ -80,7 +83,19 @@ def sms_routes(pipeline: Pipeline, settings: IntakeSettings) -> RouteSetup:
         event = pipeline.event(CONSENT_EVENTS[kind], f"consent.{message.message_sid}", consent)
         return await stored_then(pipeline.publish(NOTIFY_REQUESTS, recipient_key(consent["recipient"]), event, timeout=timeout), twiml(reply))
 
+    signed = signed_view(webhook, pipeline.metrics, receive, configured_by="TWILIO_AUTH_TOKEN")
+    # Before the signature check, so a flood of forged posts costs no more than a lookup.
+    # High: Twilio posts every customer's messages from a pool of its own addresses; one
+    # customer's flood is held back per sender, in the tickets hop (services/intake/senders.py).
+    by_address = KeyedLimiter(settings.limits.twilio_requests_per_address, settings.limits.max_keys)
+
+    async def view(request: web.Request) -> web.StreamResponse:
+        client = request_client(request, settings.limits.trusted_proxies)
+        if (refused := over_limit(by_address, client, "twilio webhooks per address", pipeline.metrics)) is not None:
+            return refused
+        return await signed(request)
+
     def setup(application: web.Application) -> None:
-        application.router.add_post(PATH, signed_view(webhook, pipeline.metrics, receive, configured_by="TWILIO_AUTH_TOKEN"))
+        application.router.add_post(PATH, view)
 
     return setup

@@ -14,6 +14,8 @@ from mode import Service
 
 from deskstream.bearer import bearer_token
 from deskstream.events import utcnow
+from deskstream.http import over_limit, request_client, too_many_requests
+from deskstream.limits import Concurrency, KeyedLimiter
 from deskstream.pipeline import NotStored, Pipeline
 from deskstream.logs import redact
 from deskstream.phones import InvalidPhoneNumber, e164
@@ -22,10 +24,14 @@ from deskstream.topics import INTAKE_RAW
 
 from services.intake import chat, outbox
 from services.intake.customers import customer_id
+from services.intake.masking import as_published
 from services.intake.settings import IntakeSettings
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+# A session with all its sockets open is told to try again after this long (a page's
+# socket closes within a heartbeat, 20 s, of the page going away).
+SOCKET_RETRY_SECONDS = 10.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self'; object-src 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -130,6 +136,18 @@ def contact_event_data(message: chat.ChatMessage, session_id: str, phone_region:
 
 def chat_routes(pipeline: Pipeline, settings: IntakeSettings, sockets: ChatSockets) -> Callable[[web.Application], None]:
     secret = settings.chat_session_secret
+    # Abuse limits (services/intake/settings.py AbuseLimits), per worker: over one, 429 with
+    # Retry-After. A session's own limits are taken only once its token has matched, so
+    # that someone who knows a session id cannot use up that customer's allowance.
+    limits = settings.limits
+    sessions_by_address = KeyedLimiter(limits.chat_sessions_per_address, limits.max_keys)
+    messages_by_address = KeyedLimiter(limits.chat_messages_per_address, limits.max_keys)
+    messages_by_session = KeyedLimiter(limits.chat_messages_per_session, limits.max_keys)
+    sockets_by_address = KeyedLimiter(limits.chat_sockets_per_address, limits.max_keys)
+    sockets_by_session = Concurrency(limits.chat_sockets_per_session)
+
+    def client(request: web.Request) -> str:
+        return request_client(request, limits.trusted_proxies)
 
     def origin_allowed(request: web.Request) -> bool:
         origin = request.headers.get("Origin")
@@ -144,6 +162,8 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, sockets: ChatSocke
     async def post_message(request: web.Request) -> web.Response:
         if not origin_allowed(request):
             return rejection("origin not allowed", 403)
+        if (refused := over_limit(messages_by_address, client(request), "chat messages per address", pipeline.metrics)) is not None:
+            return refused
         if request.content_type != "application/json":
             return rejection("the body must be application/json", 415)
         if (request.content_length or 0) > chat.MAX_BODY_BYTES:
@@ -160,12 +180,16 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, sockets: ChatSocke
             pipeline.metrics.failed("chat rejected")
             return rejection(error.reason, error.status)
         if message.session_id is None:
+            if (refused := over_limit(sessions_by_address, client(request), "chat sessions per address", pipeline.metrics)) is not None:
+                return refused
             session_id = chat.new_session_id()
         elif chat.token_matches(secret, message.session_id, bearer_token(request.headers.get("Authorization"))):
             session_id = message.session_id
         else:
             return rejection("this session needs its session token as a Bearer token", 401)
-        data = contact_event_data(message, session_id, settings.phone_region)
+        if (refused := over_limit(messages_by_session, session_id, "chat messages per session", pipeline.metrics)) is not None:
+            return refused
+        data = as_published(contact_event_data(message, session_id, settings.phone_region), settings.keep_original_text)
         event = pipeline.event("contact.received", data["contact_id"], data, data["thread_key"])
         try:
             await pipeline.publish(INTAKE_RAW, data["thread_key"], event)
@@ -184,11 +208,15 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, sockets: ChatSocke
         token is the session id signed, and an unused session costs nothing."""
         if not origin_allowed(request):
             return rejection("origin not allowed", 403)
+        if (refused := over_limit(sessions_by_address, client(request), "chat sessions per address", pipeline.metrics)) is not None:
+            return refused
         session_id = chat.new_session_id()
         return web.json_response({"session_id": session_id, "session_token": chat.session_token(secret, session_id)},
                                  status=201)
 
     async def session_socket(request: web.Request) -> web.StreamResponse:
+        if (refused := over_limit(sockets_by_address, client(request), "chat sockets per address", pipeline.metrics)) is not None:
+            return refused
         session_id = request.match_info["session_id"]
         if not chat.token_matches(secret, session_id, request.query.get("token")):
             return rejection("unknown session or wrong token", 403)
@@ -198,6 +226,15 @@ def chat_routes(pipeline: Pipeline, settings: IntakeSettings, sockets: ChatSocke
             after = int(request.query.get("after", "0"))
         except ValueError:
             return rejection("after must be a sequence number", 400)
+        if not sockets_by_session.enter(session_id):
+            pipeline.metrics.failed("rate limited: open chat sockets per session")
+            return too_many_requests("open chat sockets per session", SOCKET_RETRY_SECONDS)
+        try:
+            return await serve_socket(request, session_id, after)
+        finally:
+            sockets_by_session.leave(session_id)
+
+    async def serve_socket(request: web.Request, session_id: str, after: int) -> web.StreamResponse:
         socket = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
         await socket.prepare(request)
 

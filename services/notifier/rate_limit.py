@@ -5,7 +5,8 @@ come back as 429s and carrier filtering. A token bucket lets a short burst throu
 and then spaces the rest at the configured rate. Each caller takes its token at once
 (the bucket may go into debt) and is told how long to wait, so the callers queue in
 the order they asked and leave evenly spaced, instead of all waking together and
-racing for the next token.
+racing for the next token. The bucket's arithmetic is deskstream.limits.Bucket, the
+same that refuses intake's floods: here its `reserve` (wait the debt out), there `take`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import asyncio
 import math
 import time
 from typing import Callable, Mapping
+
+from deskstream.limits import Bucket
 
 Clock = Callable[[], float]
 
@@ -32,8 +35,7 @@ class TokenBucket:
         if not self.burst > 0:  # also refuses NaN
             raise ValueError(f"burst must be positive, got {burst!r}")
         self._clock = clock
-        self._tokens = self.burst  # start full: the first burst need not wait
-        self._updated = clock()
+        self._bucket = Bucket.full(self.burst, clock())  # start full: the first burst need not wait
         self._turn = asyncio.Lock()
 
     @property
@@ -46,12 +48,7 @@ class TokenBucket:
         caller waits one interval more: that is what keeps callers in order."""
         if self.unlimited:
             return 0.0
-        now = self._clock()
-        elapsed = max(0.0, now - self._updated)  # a clock that steps back refills nothing
-        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-        self._updated = max(now, self._updated)
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+        return self._bucket.reserve(self._clock(), self.rate, self.burst)
 
     async def acquire(self) -> None:
         """Wait for this caller's turn. Callers take their tokens one at a time, in the

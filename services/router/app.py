@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from deskstream.erasure import Erasure, event_id
 from deskstream.events import Event, utcnow
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
@@ -23,7 +24,7 @@ from deskstream.pipeline import NotStored, Pipeline
 from deskstream.processor import Step
 from deskstream.topics import AGENTS_EVENTS, ROUTER_DISPATCH, TICKETS_EVENTS
 
-from services.router import conversations, routing
+from services.router import conversations, erasure, routing
 from services.router.console import Console, console_routes
 from services.router.guides import load_guides
 from services.router.knowledge import KnowledgeBase
@@ -58,6 +59,10 @@ def at(event: Event) -> datetime:
 
 @pipeline.processor("triage", source=TICKETS_EVENTS)
 def triage_new_tickets(event: Event, step: Step) -> None:
+    if event.type == "customer.erased":  # the dispatcher's tables are on its one partition
+        forgotten = pipeline.event("dispatch.customer_erased", event_id(Erasure.from_data(event.data), "dispatch", event.id), event.data)
+        step.emit(ROUTER_DISPATCH, DISPATCH_KEY, forgotten)
+        return
     ticket_id = event.data["ticket_id"]
     if event.type == "ticket.created":
         triaged = routing.triage(rulebook.rules, event.data)
@@ -75,6 +80,11 @@ def triage_new_tickets(event: Event, step: Step) -> None:
 
 @pipeline.processor("conversations", source=TICKETS_EVENTS, tables=("conversations",))
 def keep_conversations(event: Event, step: Step) -> None:
+    if event.type == "customer.erased":
+        table = step.table("conversations")
+        for key in erasure.conversations_to_delete(table.items(), Erasure.from_data(event.data)):
+            del table[key]
+        return
     ticket_id = event.data.get("ticket_id")
     if not ticket_id:
         return
@@ -92,6 +102,14 @@ def follow_agents(event: Event, step: Step) -> None:
 
 @pipeline.processor("dispatch", source=ROUTER_DISPATCH, tables=("tickets", "agents", "customers", "handling"))
 def place_tickets_with_agents(command: Event, step: Step) -> None:
+    if command.type == "dispatch.customer_erased":
+        tickets, customers = step.table("tickets"), step.table("customers")
+        gone_tickets, gone_customers = erasure.dispatcher_rows_to_delete(tickets.items(), customers.items(), Erasure.from_data(command.data))
+        for key in gone_tickets:
+            del tickets[key]
+        for key in gone_customers:
+            del customers[key]
+        return
     boards = routing.Boards(step.table("tickets"), step.table("agents"), step.table("customers"), step.table("handling"))
     outcome = routing.dispatch(roster, boards, command.type, command.data, at(command), settings.policy)
     if outcome.classified is not None:
@@ -154,6 +172,7 @@ console = Console(
     macros=load_macros(settings.console.macros_path),
     guides=load_guides(settings.console.guides_path),
     secure_cookies=settings.console.cookie_secure,
+    trusted_proxies=settings.console.trusted_proxies,
 )
 
 app.web_server(

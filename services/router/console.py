@@ -18,13 +18,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from deskstream.http import request_client
+from deskstream.limits import IPNetwork, retry_after
 from deskstream.replica import watching
 
 from services.router import guides, macros, sla
 from services.router.knowledge import KnowledgeBase, Suggestion
 from services.router.roster import Agent
 from services.router.signin import (
-    CSRF_HEADER, PRESESSION_COOKIE, SESSION_COOKIE, Sessions, SignInThrottle, password_matches, retry_after,
+    CSRF_HEADER, PRESESSION_COOKIE, SESSION_COOKIE, Sessions, SignInThrottle, password_matches,
 )
 from services.router.web import Action, Refused, Tables, agent_view, authenticated, may_see, queue_of, session_of
 
@@ -54,6 +56,7 @@ class Console:
     guides: dict[tuple[str, str], guides.Guide]
     secure_cookies: bool = False
     throttle: SignInThrottle = field(default_factory=SignInThrottle)
+    trusted_proxies: tuple[IPNetwork, ...] = ()  # TRUSTED_PROXIES: whose X-Forwarded-For names the client
 
     def set_cookie(self, response: web.StreamResponse, name: str, value: str, max_age: float | None) -> None:
         response.set_cookie(name, value, max_age=int(max_age) if max_age else None, path="/", httponly=True,
@@ -141,7 +144,7 @@ def console_routes(console: Console, tables: Tables, targets: sla.Targets):
         if not isinstance(agent_id, str) or not isinstance(password, str) or not agent_id or len(password) > MAX_PASSWORD_CHARS:
             return web.json_response({"error": "agent_id and password are required"}, status=400)
         try:
-            agent = await console.sign_in(agent_id.strip(), password, request.remote or "unknown")
+            agent = await console.sign_in(agent_id.strip(), password, request_client(request, console.trusted_proxies))
         except TooSoon as soon:
             return web.json_response({"error": "too many failed sign-ins; wait and try again"}, status=429,
                                      headers={"Retry-After": retry_after(soon.seconds)})

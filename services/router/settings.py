@@ -9,7 +9,8 @@ from typing import Mapping
 
 import secrets
 
-from deskstream.settings import ServiceSettings, SettingsError, env_flag, env_float, env_secret, env_str
+from deskstream.limits import IPNetwork
+from deskstream.settings import ServiceSettings, SettingsError, env_flag, env_float, env_networks, env_secret, env_str
 
 from services.router.guides import DEFAULT_GUIDES
 from services.router.knowledge import DEFAULT_KNOWLEDGE
@@ -31,6 +32,7 @@ class ConsoleSettings:
     knowledge_path: Path
     macros_path: Path
     guides_path: Path
+    trusted_proxies: tuple[IPNetwork, ...] = ()  # TRUSTED_PROXIES: the sign-in throttle's client address
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "ConsoleSettings":
@@ -43,6 +45,7 @@ class ConsoleSettings:
             knowledge_path=Path(env_str(env, "ROUTER_KNOWLEDGE_PATH", str(DEFAULT_KNOWLEDGE))),
             macros_path=Path(env_str(env, "ROUTER_MACROS_PATH", str(DEFAULT_MACROS))),
             guides_path=Path(env_str(env, "ROUTER_GUIDES_PATH", str(DEFAULT_GUIDES))),
+            trusted_proxies=env_networks(env, "TRUSTED_PROXIES"),
         )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from deskstream.limits import LruTable
 
 from services.router.roster import Agent
 
@@ -96,12 +97,18 @@ class SignInThrottle:
     client address, each further try must wait twice as long as the one before (from
     one second up to `ceiling`), and a success clears the agent's count. Kept in
     memory per worker: a guesser who spreads over workers gets at most their number
-    times the rate, which argon2's cost already keeps slow."""
+    times the rate, which argon2's cost already keeps slow. At most `max_keys` agent ids
+    and addresses are remembered (deskstream.limits.LruTable: the longest quiet first), so
+    a flood of made-up ids cannot grow memory without end."""
 
     free: int = 3
     ceiling: float = 300.0
     forget_after: float = 3600.0
-    _failures: dict[str, _Failures] = field(default_factory=dict)
+    max_keys: int = 10_000
+    _failures: LruTable[_Failures] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._failures = LruTable(self.max_keys, lambda failures, now: now - failures.last > self.forget_after)
 
     def wait(self, keys: tuple[str, ...], now: float) -> float:
         """Seconds before another try for these keys is heard (0: now)."""
@@ -115,21 +122,11 @@ class SignInThrottle:
         return max(0.0, failures.last + delay - now)
 
     def failed(self, keys: tuple[str, ...], now: float) -> None:
-        self._prune(now)
         for key in keys:
-            failures = self._failures.setdefault(key, _Failures())
+            failures = self._failures.touch(key, now, _Failures)
             failures.count += 1
             failures.last = now
 
     def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+        self._failures.pop(key)
 
-    def _prune(self, now: float) -> None:
-        if len(self._failures) < 10_000:
-            return
-        for key in [k for k, f in self._failures.items() if now - f.last > self.forget_after]:
-            del self._failures[key]
-
-
-def retry_after(seconds: float) -> str:
-    return str(max(1, math.ceil(seconds)))

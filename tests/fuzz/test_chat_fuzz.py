@@ -24,9 +24,11 @@ from services.intake import chat
 from services.intake.settings import IntakeSettings
 from services.intake.web import ChatSockets, chat_routes, contact_event_data
 from tests.fuzz.support import RecordingPipeline, Served, publishable, scaled
+from tests.harness import GENEROUS_LIMIT, LIMITS
 
 SECRET = "chat-session-secret-for-fuzzing-" + "0123456789abcdef" * 2  # 64 characters
-SETTINGS = IntakeSettings.from_env({"CHAT_SESSION_SECRET": SECRET})
+# Thousands of requests from loopback: the abuse limits far above them (tests/security tests those).
+SETTINGS = IntakeSettings.from_env({"CHAT_SESSION_SECRET": SECRET, **dict.fromkeys(LIMITS, GENEROUS_LIMIT)})
 PATH = "/api/chat/messages"
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 CLIENT_MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

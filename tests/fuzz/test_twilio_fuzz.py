@@ -34,12 +34,13 @@ from services.intake.normaliser import Thread, normalise
 from services.intake.settings import IntakeSettings
 from services.intake.sms_webhook import PATH, sms_routes
 from tests.fuzz.support import NOW, RecordingPipeline, Served, publishable, scaled, ticket_events_publishable
+from tests.harness import GENEROUS_LIMIT, LIMITS
 
 AUTH_TOKEN = "fuzz-auth-token-" + "7" * 16
 PUBLIC_BASE_URL = "https://support.example.com"
 SIGNED_URL = PUBLIC_BASE_URL + PATH
 SETTINGS = IntakeSettings.from_env({"CHAT_SESSION_SECRET": "s" * 64, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-                                    "PUBLIC_BASE_URL": PUBLIC_BASE_URL})
+                                    "PUBLIC_BASE_URL": PUBLIC_BASE_URL, **dict.fromkeys(LIMITS, GENEROUS_LIMIT)})
 CONSENT_TYPES = {sms.Keyword.OPT_OUT: "consent.opted_out", sms.Keyword.OPT_IN: "consent.opted_in"}
 MESSAGE_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 MEDIA_TYPE = re.compile(r"[A-Za-z0-9_.+-]{1,127}/[A-Za-z0-9_.+-]{1,127}")  # RFC 6838's names are ASCII
