@@ -35,6 +35,7 @@ from aiohttp import web
 
 from deskstream.http import RouteSetup
 from deskstream.pipeline import NotStored
+from deskstream.sensitive import mask
 
 from services.feedback.links import InvalidLink, SurveyLinks
 
@@ -151,11 +152,13 @@ def _primary(tag: str) -> str:
 
 def clean_comment(value: Any) -> str | None:
     """The comment as it is kept: text only (a file field counts as none), line ends
-    as "\\n", no control or direction-override characters, at most MAX_COMMENT_CHARS,
-    and None when nothing is left."""
+    as "\\n", no control or direction-override characters, card numbers, passwords and
+    national ids masked as intake masks messages (deskstream.sensitive; before the cut,
+    so that no number is cut into a part that passes unmasked), at most
+    MAX_COMMENT_CHARS, and None when nothing is left."""
     if not isinstance(value, str):
         return None
-    text = _UNWANTED.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    text = mask(_UNWANTED.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))).text
     return text[:MAX_COMMENT_CHARS].strip() or None
 
 

@@ -17,7 +17,8 @@ the outbox for something different:
 
 `detail` goes into the receipt that agents and customers' records see, so it is short
 and never holds the message text or a full address: addresses and numbers that a
-provider echoes back in an error are masked by `redact`.
+provider echoes back in an error are masked by `deskstream.sensitive.mask_contact_details`,
+the same masking every log line gets.
 """
 from __future__ import annotations
 
@@ -25,24 +26,18 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from deskstream.sensitive import mask_contact_details
+
 Status = Literal["sent", "retry", "failed", "in_doubt"]
 
-# Providers echo the recipient in some errors ("<ana@example.com>: Recipient address
-# rejected", "The 'To' number +34600111222 is not a valid phone number").
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
-_PHONE = re.compile(r"(?<![\w+])\+?\d{5,12}(\d{3})(?!\w)")
 _SPACE = re.compile(r"\s+")
 
 
-def redact(text: str) -> str:
-    """`text` with e-mail addresses and phone numbers masked (a***@example.com,
-    ***222): enough to tell recipients apart in a receipt, not enough to write to them."""
-    return _PHONE.sub(r"***\1", _EMAIL.sub(r"\1***@\2", text))
-
-
 def brief(text: str, limit: int = 200) -> str:
-    """A provider's answer fit for a receipt: redacted, on one line, at most `limit` characters."""
-    text = _SPACE.sub(" ", redact(text)).strip()
+    """A provider's answer fit for a receipt: on one line, at most `limit` characters, and
+    the recipient that providers echo in some errors ("<ana@example.com>: Recipient
+    address rejected", "The 'To' number +34600111222 is not a valid phone number") masked."""
+    text = _SPACE.sub(" ", mask_contact_details(text)).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

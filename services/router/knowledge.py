@@ -21,6 +21,8 @@ from pathlib import Path
 
 import snowballstemmer
 
+from deskstream.logs import redact
+
 from services.router.triage import fold
 
 log = logging.getLogger(__name__)
@@ -196,7 +198,7 @@ class KnowledgeBase:
                     (TITLE_WEIGHT, BODY_WEIGHT, query, language, limit),
                 ).fetchall()
             except sqlite3.OperationalError:  # quoted terms leave FTS5 nothing to object to
-                log.exception("knowledge query failed: %r", query)
+                log.exception("knowledge query failed", extra={"query": redact(query)})  # made of the customer's words
                 return []
         return [Suggestion(self._articles[article_id], -rank) for article_id, rank in rows]
 

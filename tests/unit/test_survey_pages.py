@@ -253,3 +253,10 @@ def test_the_page_language_is_the_links_then_the_browsers_then_english():
     assert page_language(None, "es;q=0, de") == "en"
     assert page_language(None, "es;q=abc") == "en"
     assert page_language(None, None) == "en"
+
+
+def test_a_comment_has_card_numbers_and_passwords_masked_before_it_is_cut():
+    assert clean_comment("cobrado en 4242 4242 4242 4242, clave: gato") == "cobrado en [card ····4242], clave: [secret ····]"
+    near_the_limit = "x" * (MAX_COMMENT_CHARS - 10) + " 4242424242424242"
+    kept = clean_comment(near_the_limit)
+    assert kept is not None and len(kept) == MAX_COMMENT_CHARS and "42424" not in kept
