@@ -30,11 +30,14 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 
 # Dependencies first, from pyproject.toml alone, so that a source change does not
-# reinstall them (this layer stays cached until pyproject.toml changes).
-COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+# reinstall them (this layer stays cached until pyproject.toml changes). Every package,
+# pip and setuptools included, at the version requirements.lock pins: the image runs
+# what `make audit` audited, not whatever PyPI holds on the day of the build.
+COPY pyproject.toml README.md requirements.lock ./
+RUN pip install -c requirements.lock pip setuptools \
+ && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt
+ && pip install -c requirements.lock -r /tmp/requirements.txt
 
 # Why an editable install of /app rather than a wheel: deskstream reads files
 # relative to the source tree, not the installed package: schemas/ next to the

@@ -7,20 +7,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_UPDATED := /tmp/.deskstream-apt-updated
 
-.PHONY: run test test-fast chaos fuzz bench kafka-fetch venv java-maven system-test-deps deploy-tools clean help
+.PHONY: run test test-fast audit lock chaos fuzz bench kafka-fetch venv java-maven system-test-deps deploy-tools clean help
 
 help:
 	@echo "make run     start a local Apache Kafka and the four services (Ctrl-C stops all)"
-	@echo "make test    install what the tests need and run the whole suite"
+	@echo "make test    install what the tests need, run make audit, then the whole suite"
+	@echo "make audit   the supply-chain checks: the venv is exactly requirements.lock, pip-audit finds no"
+	@echo "             unjustified known vulnerability in it, bandit none in the code (security/audit.py;"
+	@echo "             exceptions with their reasons in security/audit-exceptions.toml). Needs PyPI's JSON API"
+	@echo "             (AUDIT_SERVICE=osv: api.osv.dev); unreachable, it fails rather than pass"
+	@echo "make lock    pin every package of the environment anew in requirements.lock (after pyproject.toml changes)"
 	@echo "make chaos   the long chaos runs: 10,000 contacts through every entry point while each service is"
 	@echo "             SIGKILLed and the broker restarted; 80 random restarts of the hops; checked record by record"
 	@echo "make fuzz    the long property-based run of the intake parsers (tests/fuzz, HYPOTHESIS_PROFILE=fuzz)"
 	@echo "make bench   benchmarks (figures as ratios against a baseline measured in the same run)"
 
-$(BIN)/.installed: pyproject.toml
+# Installed with requirements.lock as constraints: every package at the version the lock
+# pins (pip and setuptools too), so that what `make audit` audits is what runs.
+$(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "deskstream needs Python 3.11"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements.lock pip setuptools
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test,audit]'
 	touch $@
 
 venv: $(BIN)/.installed
@@ -62,8 +70,29 @@ run: venv kafka-fetch
 
 deploy-tools: .tools/.fetched
 
-test: venv kafka-fetch system-test-deps deploy-tools
+test: venv audit kafka-fetch system-test-deps deploy-tools
 	$(BIN)/pytest
+
+# Supply chain (README, Security): security/audit.py checks that the venv is exactly
+# requirements.lock, runs pip-audit on the lock (AUDIT_SERVICE: pypi, or osv) and bandit
+# on deskstream/, services/ and bench/. A vulnerability service it cannot reach fails it.
+AUDIT_SERVICE ?= pypi
+audit: venv
+	$(BIN)/python security/audit.py $(AUDIT_SERVICE)
+
+# requirements.lock anew: pyproject.toml's extras resolved to the newest releases that
+# satisfy its pins, in a throwaway venv, every package frozen (pip and setuptools too).
+lock:
+	rm -rf $(VENV)-lock
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install --quiet --upgrade pip setuptools
+	$(VENV)-lock/bin/pip install --quiet -e '.[test,audit]'
+	{ echo "# Every package of deskstream's environment (.[test,audit]) at an exact version, pip and"; \
+	  echo "# setuptools included. Written by make lock; not edited by hand. make venv installs with it"; \
+	  echo "# as constraints, the Dockerfile too; make audit checks the venv against it and audits it."; \
+	  $(VENV)-lock/bin/pip freeze --all --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf $(VENV)-lock
 
 # The tests that need no broker, browser or service: seconds.
 test-fast: venv

@@ -60,7 +60,7 @@ from tests.harness import ServiceProcess, own_kafka, service_env
 from tests.mailserver import SmtpCapture
 from tests.twilio_api import SUPPORT_NUMBER, TwilioApi
 
-OPS_TOKEN = "bench-notices-ops-token-0123456789abcdef"
+OPS_TOKEN = "bench-notices-ops-token-0123456789abcdef"  # nosec B105  # the bench's own throwaway notifier on loopback
 SUPPORT = "soporte@deskstream.test"
 MESSAGE = {"en": "A fibre cable was cut.", "es": "Se ha cortado un cable de fibra."}
 POLL_SECONDS = 0.005

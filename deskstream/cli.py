@@ -12,6 +12,10 @@
                                   [--region ES] [--skill network] [--fix-at ISO]
     deskstream incident update ID --message TEXT [--message-es TEXT] [--fix-at ISO | --no-fix-at]
     deskstream incident resolve ID --message TEXT [--message-es TEXT]
+    deskstream erase-customer [--email ADDRESS] [--phone NUMBER] [--customer-id ID]
+                                  erase a customer's personal data everywhere deskstream
+                                  keeps it (the notifier's POST /api/erasures); prints
+                                  the erasure id
     deskstream incident list | show ID
                                   the notifier's incident API at NOTIFIER_URL (default
                                   http://127.0.0.1:8082), with the ops token in
@@ -127,7 +131,7 @@ def up() -> None:
         env.setdefault("FEEDBACK_SURVEY_SECRET", local_secret(data_dir(), "survey-link-secret"))
         env.setdefault("FEEDBACK_SURVEY_DELAY_SECONDS", "60")  # a local trial sees its survey a minute after resolving
         for name in SERVICES:
-            processes[name] = subprocess.Popen(
+            processes[name] = subprocess.Popen(  # nosec B603  # this interpreter, a fixed argument list, a known service name
                 [sys.executable, "-m", "deskstream.cli", "run", name], env=env, preexec_fn=die_with_parent
             )
         host = env.get("HTTP_HOST", "127.0.0.1")
@@ -186,6 +190,9 @@ def call_notifier(method: str, path: str, body: dict[str, Any] | None = None, en
     if not token:
         raise NotifierError("NOTIFIER_OPS_TOKEN is not set: the incident API needs an ops token")
     base = env.get("NOTIFIER_URL", "").strip().rstrip("/") or DEFAULT_NOTIFIER_URL
+    if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
+        # urllib also opens file: and ftp: URLs; the ops token must only ever go to the notifier.
+        raise NotifierError(f"NOTIFIER_URL must be an http:// or https:// URL, got {base!r}")
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     data = None
     if body is not None:
@@ -193,7 +200,7 @@ def call_notifier(method: str, path: str, body: dict[str, Any] | None = None, en
         headers["Content-Type"] = "application/json"
     request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=NOTIFIER_TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=NOTIFIER_TIMEOUT_SECONDS) as response:  # nosec B310  # http(s) only, checked above
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as refused:
         raw = refused.read()
@@ -273,6 +280,30 @@ def add_incident_commands(commands: Any) -> None:
     show.add_argument("incident_id")
 
 
+def erasure_body(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The body of POST /api/erasures: the identities given (the API checks them)."""
+    body = {name: values for name, values in (("email", args.email), ("phone", args.phone), ("customer_id", args.customer_id)) if values}
+    if not body:
+        raise NotifierError("name the customer: --email, --phone and/or --customer-id")
+    return body
+
+
+def erase_customer(args: argparse.Namespace) -> None:
+    try:
+        answer = call_notifier("POST", "/api/erasures", erasure_body(args))
+    except NotifierError as error:
+        print(f"deskstream erase-customer: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+
+
+def add_erasure_command(commands: Any) -> None:
+    erase = commands.add_parser("erase-customer", help="erase a customer's personal data (the notifier's erasure API)")
+    erase.add_argument("--email", action="append", default=[], help="an e-mail address of the customer (repeatable)")
+    erase.add_argument("--phone", action="append", default=[], help="a phone number of the customer, best in E.164 (repeatable)")
+    erase.add_argument("--customer-id", action="append", default=[], help="a customer id (cus-...), e.g. of a chat-only customer")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="deskstream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -288,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
                              "(deploy/overlays/prod/kafka-users.yaml)")
     commands.add_parser("hash-password", help="an agent's password_argon2 for the roster (reads the password, never echoes it)")
     add_incident_commands(commands)
+    add_erasure_command(commands)
     args = parser.parse_args(argv)
     if args.command == "up":
         up()
@@ -297,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         kafka_only()
     elif args.command == "incident":
         incident(args)
+    elif args.command == "erase-customer":
+        erase_customer(args)
     elif args.command == "hash-password":
         from services.router.signin import hash_password
 

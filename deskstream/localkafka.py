@@ -45,7 +45,7 @@ def fetch_artifacts() -> None:
         return
     if shutil.which("mvn") is None:
         raise LocalKafkaError("Maven (mvn) is not installed: run `make kafka-fetch`")
-    result = subprocess.run(
+    result = subprocess.run(  # nosec B603, B607  # Maven from PATH (make kafka-fetch installs it), fixed arguments
         ["mvn", "-q", "-B", "-f", str(KAFKA_DIR / "pom.xml"), "dependency:copy-dependencies"],
         capture_output=True, text=True,
     )
@@ -175,7 +175,7 @@ class LocalKafka:
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
         encoded = cluster_id()
-        result = subprocess.run(
+        result = subprocess.run(  # nosec B603  # the JDK's java with an argument list built here, no shell
             self._java("kafka.tools.StorageTool", "format", "-t", encoded, "-c", str(config), *self.format_args),
             capture_output=True, text=True,
         )
@@ -189,7 +189,7 @@ class LocalKafka:
         config = self._write_config()
         self.format_storage(config)
         with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # nosec B603  # the JDK's java with an argument list built here, no shell
                 self._java("kafka.Kafka", str(config), heap=True),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=die_with_parent,

@@ -384,7 +384,7 @@ def _serialised_body(part: Message) -> bytes:
         _LenientBytesGenerator(buffer, mangle_from_=False, policy=policy.compat32.clone(linesep="\r\n")).flatten(part)
     except RecursionError:  # attached messages inside attached messages: _leaves does not count those
         raise MailParseError("the message is nested too deeply to parse") from None
-    except Exception:  # as in _content_type: malformed headers make the email package raise
+    except Exception:  # nosec B110  # as in _content_type, malformed headers make the email package raise; what was written is kept
         pass
     data = buffer.getvalue()
     return data[2:] if data.startswith(b"\r\n") else data.partition(b"\r\n\r\n")[2]

@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 MAX_SUBSCRIPTIONS_BODY_BYTES = 2 * 1024 * 1024
 PUBLISH_CHUNK = 500  # subscription events in flight at once
 MAX_IDEMPOTENCY_KEY_CHARS = 200
-NO_TOKEN_CONFIGURED = "no NOTIFIER_OPS_TOKEN is configured"
+NO_TOKEN_CONFIGURED = "no NOTIFIER_OPS_TOKEN is configured"  # nosec B105  # an error message, not a token
 
 
 class Refused(Exception):

@@ -55,7 +55,7 @@ class SentMailbox:
         finally:
             try:
                 await imap.logout()
-            except Exception:  # noqa: BLE001 - the answer is known, or the error already raised
+            except Exception:  # noqa: BLE001  # nosec B110  # the answer is known, or the error already raised
                 pass
 
 

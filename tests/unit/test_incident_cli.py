@@ -141,6 +141,16 @@ def test_an_unreachable_notifier_exits_1_and_names_the_url(monkeypatch, capsys):
     assert "cannot reach the notifier at http://127.0.0.1:9" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://notifier.example/", "notifier:8082"])
+def test_the_ops_token_goes_only_to_an_http_url(monkeypatch, url):
+    """urllib would open file: and ftp: URLs too (bandit B310); the token is never sent there."""
+    opened: list[str] = []
+    monkeypatch.setattr(urllib.request, "urlopen", lambda request, timeout: opened.append(request.full_url))
+    with pytest.raises(cli.NotifierError, match="NOTIFIER_URL must be an http"):
+        cli.call_notifier("GET", "/api/incidents", env={"NOTIFIER_OPS_TOKEN": TOKEN, "NOTIFIER_URL": url})
+    assert opened == []
+
+
 def test_the_default_url_is_the_notifiers_port(monkeypatch):
     opened: list[str] = []
 
