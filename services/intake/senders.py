@@ -55,7 +55,7 @@ def over_sender_limit(contact: dict[str, Any], thread: Thread, limit: Limit) -> 
     bucket = Bucket(float(kept["tokens"]), float(kept["updated"])) if kept else Bucket.full(limit.burst, now)
     wait = bucket.take(now, limit.rate, limit.burst)
     if wait > 0:
-        return f"{METRIC}: more than {limit} from this {contact['channel']} sender; kept here, not on the ticket"
+        return f"{METRIC}: this {contact['channel']} sender wrote more than {limit}; kept here, not on the ticket"
     thread.allowance = {"tokens": round(bucket.tokens, 6), "updated": bucket.updated}
     return None
 
@@ -82,4 +82,4 @@ class MailSenders:
         """Why this sender's next mail is over the limit, or None (its token taken)."""
         if self._limiter.take(address.lower()) <= 0:
             return None
-        return f"{METRIC}: more than {self.limit} mails from this address; the mail is in the quarantine folder"
+        return f"{METRIC}: this address sent more than {self.limit}; the mail is in the quarantine folder"
