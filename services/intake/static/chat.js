@@ -359,7 +359,7 @@
     return customer;
   }
 
-  /* One request: {ok, answer} | {retry: true} | {status, reason}. */
+  /* One request: {ok, answer} | {retry: true, after?: seconds} | {status, reason}. */
   async function request(path, body, headers) {
     var controller = new AbortController();
     var timer = setTimeout(function () { controller.abort(); }, REQUEST_TIMEOUT_MS);
@@ -380,7 +380,10 @@
       if (answer && typeof answer.session_id === 'string' && typeof answer.session_token === 'string') return { ok: true, answer: answer };
       return { retry: true };
     }
-    if (response.status >= 500 || response.status === 429 || response.status === 408) return { retry: true };
+    if (response.status === 429) {  /* over a limit: not before the server's Retry-After (whole seconds) */
+      return { retry: true, after: parseInt(response.headers.get('Retry-After') || '0', 10) || 0 };
+    }
+    if (response.status >= 500 || response.status === 408) return { retry: true };
     var reason = answer && typeof answer.error === 'string' ? answer.error : 'HTTP ' + response.status;
     return { status: response.status, reason: reason };
   }
@@ -445,7 +448,7 @@
         if (!ui.text.value) { ui.text.value = entry.text; updateCounter(); }
         return;
       }
-      var delay = backoff(attempt);
+      var delay = Math.max(backoff(attempt), (outcome.after || 0) * 1000);
       entry.retryIn = Math.max(1, Math.round(delay / 1000));
       renderEntry(entry);
       await sleep(delay);
