@@ -41,6 +41,8 @@ NATIONAL_ID = "national_id"
 
 HIDDEN = "····"
 SECRET_MARKER = f"[secret {HIDDEN}]"
+_DIGIT = re.compile(r"[0-9]")
+_CAPITAL = re.compile(r"[A-Z]")
 # Every marker this module writes starts so; a value that starts so is never masked again.
 _MARKER_START = re.compile(rf"\[(?:card|secret|DNI|NIE|SSN) {HIDDEN}")
 
@@ -100,7 +102,7 @@ def card_marker(digits: str) -> str:
 
 
 def _mask_cards(text: str, kinds: set[str]) -> str:
-    if not any(c.isdigit() for c in text):
+    if not _DIGIT.search(text):
         return text
     ibans = _iban_spans(text)
 
@@ -162,7 +164,7 @@ def iban_valid(compact: str) -> bool:
 
 
 def _iban_spans(text: str) -> list[tuple[int, int]]:
-    if not any(c.isupper() for c in text):
+    if not _CAPITAL.search(text):
         return []
     return [(m.start(), m.end()) for m in _IBAN.finditer(text) if iban_valid(_IBAN_SEPARATORS.sub("", m.group()))]
 
@@ -191,7 +193,7 @@ def ssn_valid(area: str, group: str, serial: str) -> bool:
 
 
 def _mask_national_ids(text: str, kinds: set[str]) -> str:
-    if not any(c.isdigit() for c in text):
+    if not _DIGIT.search(text):
         return text
 
     def dni(m: re.Match[str]) -> str:
@@ -293,7 +295,7 @@ def mask_contact_details(text: str) -> str:
     receipt, not enough to write to them. Idempotent."""
     if "@" in text:
         text = _EMAIL.sub(r"\1***@\2", text)
-    if any(c.isdigit() for c in text):
+    if _DIGIT.search(text):
         text = _NATIONAL.sub(_national, _INTERNATIONAL.sub(_international, text))
     return text
 
