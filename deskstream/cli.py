@@ -19,7 +19,8 @@
     deskstream incident list | show ID
                                   the notifier's incident API at NOTIFIER_URL (default
                                   http://127.0.0.1:8082), with the ops token in
-                                  NOTIFIER_OPS_TOKEN; prints the JSON answer, and on a
+                                  NOTIFIER_OPS_TOKEN (or the file NOTIFIER_OPS_TOKEN_FILE
+                                  names); prints the JSON answer, and on a
                                   refusal the API's error, with exit status 1
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from deskstream.localkafka import LocalKafka, die_with_parent
-from deskstream.settings import PROJECT_ROOT, KafkaSettings, env_int
+from deskstream.settings import PROJECT_ROOT, KafkaSettings, SettingsError, env_int, env_secret_text
 from deskstream.topic_manifests import kafka_topics, kafka_users
 from deskstream.topics import ensure_topics
 
@@ -63,6 +64,16 @@ def run_service(name: str) -> None:
 
     module = importlib.import_module(f"services.{name}.app")
     Worker(module.app, loglevel=os.environ.get("LOG_LEVEL", "info")).execute_from_commandline()
+
+
+# The signing keys and the ops token `deskstream up` makes for a local run unless the
+# variable or its _FILE is set: the file each is kept in, under the data folder.
+LOCAL_SECRETS = {
+    "CHAT_SESSION_SECRET": "chat-session-secret",
+    "ROUTER_SESSION_SECRET": "console-session-secret",
+    "NOTIFIER_OPS_TOKEN": "ops-token",
+    "FEEDBACK_SURVEY_SECRET": "survey-link-secret",
+}
 
 
 def local_secret(folder: Path, name: str) -> str:
@@ -125,10 +136,9 @@ def up() -> None:
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         asyncio.run(ensure_topics(KafkaSettings.from_env(env)))
-        env.setdefault("CHAT_SESSION_SECRET", local_secret(data_dir(), "chat-session-secret"))
-        env.setdefault("ROUTER_SESSION_SECRET", local_secret(data_dir(), "console-session-secret"))
-        env.setdefault("NOTIFIER_OPS_TOKEN", local_secret(data_dir(), "ops-token"))
-        env.setdefault("FEEDBACK_SURVEY_SECRET", local_secret(data_dir(), "survey-link-secret"))
+        for name, file in LOCAL_SECRETS.items():
+            if not (env.get(name, "").strip() or env.get(f"{name}_FILE", "").strip()):
+                env[name] = local_secret(data_dir(), file)
         env.setdefault("FEEDBACK_SURVEY_DELAY_SECONDS", "60")  # a local trial sees its survey a minute after resolving
         for name in SERVICES:
             processes[name] = subprocess.Popen(  # nosec B603  # this interpreter, a fixed argument list, a known service name
@@ -137,7 +147,7 @@ def up() -> None:
         host = env.get("HTTP_HOST", "127.0.0.1")
         port = {name: env_int(env, f"{name.upper()}_HTTP_PORT", default) for name, default in DEFAULT_PORTS.items()}
         sms_webhook = (f"Twilio calls it as {env['PUBLIC_BASE_URL']}/webhooks/twilio/sms"
-                       if env.get("TWILIO_AUTH_TOKEN") and env.get("PUBLIC_BASE_URL") else "off until TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL are set")
+                       if (env.get("TWILIO_AUTH_TOKEN") or env.get("TWILIO_AUTH_TOKEN_FILE")) and env.get("PUBLIC_BASE_URL") else "off until TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL are set")
         print(
             "\ndeskstream is starting (each service answers once its tables are recovered):\n"
             f"  chat page          http://{host}:{port['intake']}/\n"
@@ -145,7 +155,7 @@ def up() -> None:
             f"  agent console      http://{host}:{port['router']}/console (seeded agents: password demo-<id>-2026)\n"
             f"  agent API          http://{host}:{port['router']}/api/openapi.json\n"
             f"  incident API       http://{host}:{port['notifier']}/api/incidents (deskstream incident ...; "
-            f"export NOTIFIER_OPS_TOKEN=$(cat {data_dir() / 'ops-token'}))\n"
+            f"export NOTIFIER_OPS_TOKEN_FILE={data_dir() / 'ops-token'})\n"
             f"  support figures    http://{host}:{port['feedback']}/api/metrics?by=channel\n"
             f"  ops dashboard      http://{host}:{port['feedback']}/dashboard (surveys go out "
             f"{env['FEEDBACK_SURVEY_DELAY_SECONDS']} s after a resolution)\n"
@@ -186,9 +196,12 @@ def call_notifier(method: str, path: str, body: dict[str, Any] | None = None, en
     dependency. The token goes in the header only, never on the command line (where
     other users of the host could read it in the process list)."""
     env = os.environ if env is None else env
-    token = env.get("NOTIFIER_OPS_TOKEN", "").strip()
+    try:
+        token = env_secret_text(env, "NOTIFIER_OPS_TOKEN")
+    except SettingsError as error:
+        raise NotifierError(str(error)) from None
     if not token:
-        raise NotifierError("NOTIFIER_OPS_TOKEN is not set: the incident API needs an ops token")
+        raise NotifierError("NOTIFIER_OPS_TOKEN is not set (nor NOTIFIER_OPS_TOKEN_FILE): the incident API needs an ops token")
     base = env.get("NOTIFIER_URL", "").strip().rstrip("/") or DEFAULT_NOTIFIER_URL
     if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
         # urllib also opens file: and ftp: URLs; the ops token must only ever go to the notifier.

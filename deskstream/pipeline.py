@@ -70,10 +70,10 @@ class Publisher(Service):
     def connected(self) -> bool:
         return self._producer is not None
 
-    async def send_and_wait(self, topic: str, key: str, value: bytes) -> None:
+    async def send_and_wait(self, topic: str, key: str, value: bytes, partition: int | None = None) -> None:
         if self._producer is None:
             raise RuntimeError("the publisher has not started")
-        await self._producer.send_and_wait(topic, key=key.encode(), value=value)
+        await self._producer.send_and_wait(topic, key=key.encode(), value=value, partition=partition)
 
 
 class Pipeline:
@@ -139,14 +139,16 @@ class Pipeline:
     def event(self, event_type: str, event_id: str, data: dict[str, Any], subject: str | None = None) -> Event:
         return Event(type=event_type, source=self.source, id=event_id, data=data, subject=subject)
 
-    async def publish(self, topic: str, key: str, event: Event, *, timeout: float | None = None) -> None:
+    async def publish(self, topic: str, key: str, event: Event, *, timeout: float | None = None, partition: int | None = None) -> None:
         """Validate, send, and wait until the broker has acknowledged the record: the
         caller answers only after this returns, so an accepted message is a stored one.
         Raises NotStored after `timeout` seconds (PUBLISH_TIMEOUT_SECONDS by default),
-        so that no request hangs on a broker that is away."""
+        so that no request hangs on a broker that is away. `partition` overrides the
+        key's partition (a broadcast to every partition: an erasure)."""
         self.contract.check(event)
         try:
-            await asyncio.wait_for(self.publisher.send_and_wait(topic, key, event.encode()), timeout or self.publish_timeout_seconds)
+            await asyncio.wait_for(self.publisher.send_and_wait(topic, key, event.encode(), partition),
+                                   timeout or self.publish_timeout_seconds)
         except Exception as error:
             self.metrics.failed("not stored")
             log.warning("record not stored", extra={"topic": topic, "type": event.type, "error": type(error).__name__})

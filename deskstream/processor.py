@@ -91,10 +91,14 @@ class Changes:
 
     writes: dict[tuple[str, str], Any] = field(default_factory=dict)
     sends: list[tuple[str, str, Event]] = field(default_factory=list)
+    # An explicit partition for some of the sends (by their place in `sends`): a
+    # broadcast to every partition of a topic (an erasure) cannot go by key.
+    partitions: dict[int, int] = field(default_factory=dict)
     effects: list[Callable[[], None]] = field(default_factory=list)
 
     def absorb(self, other: "Changes") -> None:
         self.writes.update(other.writes)
+        self.partitions.update({len(self.sends) + index: p for index, p in other.partitions.items()})
         self.sends.extend(other.sends)
         self.effects.extend(other.effects)
 
@@ -136,6 +140,16 @@ class TableView:
                     merged[key] = value
         return [value for value in merged.values() if value is not None]
 
+    def items(self) -> list[tuple[str, Any]]:
+        """This partition's rows (key, value), with this transaction's writes applied:
+        what a hop scans when it must find rows by their content (an erasure)."""
+        merged = dict(self._store.tables[self.name])
+        for changes in self._pending:
+            for (table, key), value in changes.writes.items():
+                if table == self.name:
+                    merged[key] = value
+        return [(key, value) for key, value in merged.items() if value is not None]
+
 
 class Step:
     """What a handler may do while handling one record."""
@@ -151,9 +165,12 @@ class Step:
             raise KeyError(f"{self._processor.name} has no table {name!r}")
         return TableView(name, self._store, self._pending, self._processor.stores)
 
-    def emit(self, topic: str, key: str, event: Event) -> None:
-        """Produce `event` in this transaction (validated against the contract now)."""
+    def emit(self, topic: str, key: str, event: Event, partition: int | None = None) -> None:
+        """Produce `event` in this transaction (validated against the contract now), to
+        the partition of `key`, or to `partition` if given."""
         self._processor.contract.check(event)
+        if partition is not None:
+            self._pending[-1].partitions[len(self._pending[-1].sends)] = partition
         self._pending[-1].sends.append((topic, key, event))
 
     def attempt(self, work: Work) -> Exception | None:
@@ -546,7 +563,8 @@ class Processor(Service):
     async def _commit(self, tp: TopicPartition, next_offset: int | None, batch: Changes) -> None:
         producer = self._producers[tp.partition]
         async with producer.transaction():
-            sent = [await producer.send(topic, key=key.encode(), value=event.encode()) for topic, key, event in batch.sends]
+            sent = [await producer.send(topic, key=key.encode(), value=event.encode(), partition=batch.partitions.get(index))
+                    for index, (topic, key, event) in enumerate(batch.sends)]
             for (table, key), value in batch.writes.items():
                 sent.append(await producer.send(
                     changelog_topic(self.service, table), key=key.encode(),

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 from aiohttp import web
 
+from deskstream.erasure import Erasure
 from deskstream.events import Event, parse_timestamp, stable_id, timestamp, utcnow
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
@@ -25,7 +26,7 @@ from deskstream.recipients import recipient_key
 from deskstream.replica import watching
 from deskstream.topics import FEEDBACK_SURVEYS, INCIDENTS_EVENTS, INTAKE_RAW, NOTIFY_REQUESTS, TICKETS_EVENTS
 
-from services.feedback import dashboard, figures, metrics, surveys
+from services.feedback import dashboard, erasure, figures, metrics, surveys
 from services.feedback.dashboard_page import dashboard_page_routes
 from services.feedback.exported import SupportFigures
 from services.feedback.links import SurveyLinks
@@ -49,6 +50,9 @@ LOW_SCORE = 2
 @pipeline.processor("facts", source=TICKETS_EVENTS, tables=("ticket_facts", "surveys"))
 def keep_ticket_facts(event: Event, step: Step) -> None:
     facts = step.table("ticket_facts")
+    if event.type == "customer.erased":
+        forget_customer(Erasure.from_data(event.data), step)
+        return
     ticket_id = event.data["ticket_id"]
     before = facts.get(ticket_id)
     if event.type == "survey.answered" and not answer_in_time(before, event.data):
@@ -59,6 +63,16 @@ def keep_ticket_facts(event: Event, step: Step) -> None:
             updated = remember_answer(step, updated, event.data)
         facts[ticket_id] = updated
     schedule_surveys(event, step)
+
+
+def forget_customer(asked: Erasure, step: Step) -> None:
+    """Surveys of the customer's tickets go; their facts keep the figures, not the words."""
+    surveys_table, facts = step.table("surveys"), step.table("ticket_facts")
+    gone = erasure.surveys_to_delete(surveys_table.items(), asked)
+    for ticket_id in gone:
+        del surveys_table[ticket_id]
+    for ticket_id, scrubbed in erasure.facts_to_scrub(facts.items(), {*asked.ticket_ids, *gone}).items():
+        facts[ticket_id] = scrubbed
 
 
 def answer_in_time(facts: dict | None, answered: dict) -> bool:

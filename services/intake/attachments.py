@@ -39,3 +39,12 @@ class AttachmentStore:
     def get(self, sha256: str) -> bytes | None:
         target = self.path(sha256)
         return target.read_bytes() if target.exists() else None
+
+    def delete(self, sha256: str) -> bool:
+        """Remove an attachment's bytes (an erasure); True if there were any. Deleting
+        one that is gone already is no error: an erasure handled again finds nothing."""
+        try:
+            self.path(sha256).unlink()
+        except FileNotFoundError:
+            return False
+        return True

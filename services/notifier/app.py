@@ -15,16 +15,18 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from deskstream.erasure import Erasure, event_id
 from deskstream.events import Event, parse_timestamp, utcnow
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
 from deskstream.pipeline import Pipeline
 from deskstream.processor import Step
 from deskstream.recipients import recipient_key
-from deskstream.topics import INCIDENTS_EVENTS, NOTIFY_REQUESTS, SURGE_WATCH, TICKETS_EVENTS
+from deskstream.topics import CHAT_OUTBOUND, INCIDENTS_EVENTS, NOTIFY_REQUESTS, SURGE_WATCH, TICKETS_EVENTS
 
-from services.notifier import attempts, delivery, incidents, requests, surges
+from services.notifier import attempts, delivery, erasure, incidents, requests, surges
 from services.notifier.channels import Channels
+from services.notifier.erasure_api import erasure_routes
 from services.notifier.fanout import Fanout
 from services.notifier.incidents_api import incident_routes
 from services.notifier.outbox import Outbox
@@ -54,6 +56,9 @@ SURGES_KEY = "surges"
 
 @pipeline.processor("acknowledgements", source=TICKETS_EVENTS, tables=("contacts",))
 def request_acknowledgements(event: Event, step: Step) -> None:
+    if event.type == "customer.erased":
+        forget_customer(event, step)
+        return
     contacts = step.table("contacts")
     ticket_id = event.data["ticket_id"]
     contact = contacts.get(ticket_id)
@@ -77,6 +82,26 @@ def request_acknowledgements(event: Event, step: Step) -> None:
         contacts[ticket_id] = {**contact, "status": CLOSING_EVENTS[event.type]}
 
 
+def forget_customer(event: Event, step: Step) -> None:
+    """The customer's contacts go, and the erasure goes on to the tables keyed otherwise
+    (services/notifier/erasure.py): every partition of notify.requests and
+    incidents.events, and the outbox of each chat session found here."""
+    contacts = step.table("contacts")
+    asked = Erasure.from_data(event.data)
+    found = erasure.contacts_to_delete(contacts.items(), asked)
+    for ticket_id in found.ticket_ids:
+        del contacts[ticket_id]
+    passed_on = asked.with_found(ticket_ids=found.ticket_ids, chat_sessions=found.chat_sessions)
+    data = passed_on.to_data()
+    for session in sorted(found.chat_sessions):
+        step.emit(CHAT_OUTBOUND, session, pipeline.event("chat.erased", event_id(asked, "chat", event.id, session), data))
+    for partition in range(settings.service.kafka.partitions):
+        step.emit(NOTIFY_REQUESTS, asked.erasure_id, pipeline.event(
+            "notify.erasure_requested", event_id(asked, "notify", event.id, str(partition)), data), partition=partition)
+        step.emit(INCIDENTS_EVENTS, asked.erasure_id, pipeline.event(
+            "incident.erasure_requested", event_id(asked, "incident", event.id, str(partition)), data), partition=partition)
+
+
 def ask(step: Step, request: dict) -> None:
     step.emit(NOTIFY_REQUESTS, recipient_key(request["recipient"]),
               pipeline.event("notify.requested", request["request_id"], request, request.get("ticket_id")))
@@ -87,6 +112,9 @@ def accept_requested_messages(requested: Event, step: Step) -> None:
     """Record each new request as pending (after the recipient's quiet hours); the
     outbox sends it. A request seen before is dropped: that is what makes a repeated
     request, or a fan-out run again after a crash, send nothing twice."""
+    if requested.type == "notify.erasure_requested":  # pending messages to the customer are not sent
+        forget_recipient(Erasure.from_data(requested.data), step)
+        return
     if requested.type in CONSENT_EVENTS:  # a STOP or START, on the recipient's own partition
         step.table("consents")[recipient_key(requested.data["recipient"])] = delivery.consent(requested.type, requested.data)
         return
@@ -103,6 +131,14 @@ def accept_requested_messages(requested: Event, step: Step) -> None:
     )
     deliveries[request["request_id"]] = attempts.pending(request, not_before)
     step.after_commit(lambda: outbox.accepted(step.partition, request["request_id"], not_before))
+
+
+def forget_recipient(asked: Erasure, step: Step) -> None:
+    deliveries, consents = step.table("deliveries"), step.table("consents")
+    for key in erasure.deliveries_to_delete(deliveries.items(), asked):
+        del deliveries[key]
+    for key in erasure.consents_to_delete([key for key, _ in consents.items()], asked):
+        del consents[key]
 
 
 def replace_waiting_notice(step: Step, request: dict, moment: datetime) -> None:
@@ -132,6 +168,13 @@ def remember_carrier_opt_out(step: Step, request: dict, outcome: Outcome) -> Non
 @pipeline.processor("incidents", source=INCIDENTS_EVENTS, tables=("incidents", "audience", "subscriptions"))
 def follow_incidents(event: Event, step: Step) -> None:
     data = event.data
+    if event.type == "incident.erasure_requested":
+        asked = Erasure.from_data(data)
+        for name in ("audience", "subscriptions"):
+            table = step.table(name)
+            for key in erasure.listeners_to_delete(table.items(), asked):
+                del table[key]
+        return
     if event.type in incidents.KINDS:
         table = step.table("incidents")
         changed = incidents.fold(table.get(data["incident_id"]), event.type, data)
@@ -201,5 +244,6 @@ app.web_server(
         health_routes(pipeline),
         status_routes(pipeline, settings.twilio),
         incident_routes(pipeline, incidents_replica, settings.ops_tokens),
+        erasure_routes(pipeline, settings.ops_tokens, settings.phone_region),
     )
 )

@@ -5,7 +5,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from deskstream.settings import ServiceSettings, SettingsError, env_flag, env_float, env_int, env_secret, env_str
+from deskstream.settings import (
+    ServiceSettings, SettingsError, env_flag, env_float, env_int, env_secret, env_secret_text, env_str,
+)
 
 from services.notifier.attempts import RetryPolicy
 from services.notifier.quiet_hours import QuietHours, QuietHoursError, valid_timezone
@@ -22,7 +24,7 @@ class SmtpSettings:
     starttls: bool
     tls: bool  # implicit TLS (port 465)
     user: str
-    password: str
+    password: str = field(repr=False)  # SMTP_PASSWORD or SMTP_PASSWORD_FILE
     from_address: str
     from_name: str
     message_id_domain: str
@@ -43,7 +45,7 @@ class SmtpSettings:
             starttls=env_flag(env, "SMTP_STARTTLS", not tls),
             tls=tls,
             user=env_str(env, "SMTP_USER", ""),
-            password=env_str(env, "SMTP_PASSWORD", ""),
+            password=env_secret_text(env, "SMTP_PASSWORD"),
             from_address=from_address,
             from_name=env_str(env, "MAIL_FROM_NAME", "Support"),
             message_id_domain=env_str(env, "MAIL_MESSAGE_ID_DOMAIN", from_address.split("@", 1)[1]),
@@ -75,7 +77,7 @@ class SentMailSettings:
         if not host:
             return None
         ssl = env_flag(env, "SENT_MAIL_IMAP_SSL", True)
-        user, password = env_str(env, "SENT_MAIL_IMAP_USER", ""), env_str(env, "SENT_MAIL_IMAP_PASSWORD", "")
+        user, password = env_str(env, "SENT_MAIL_IMAP_USER", ""), env_secret_text(env, "SENT_MAIL_IMAP_PASSWORD")
         if not user or not password:
             raise SettingsError("SENT_MAIL_IMAP_HOST needs SENT_MAIL_IMAP_USER and SENT_MAIL_IMAP_PASSWORD")
         bcc = env_str(env, "SMTP_ARCHIVE_BCC", "") or None
@@ -98,7 +100,7 @@ class TwilioSettings:
     """The Twilio account SMS and WhatsApp go out through; no account, no SMS channel."""
 
     account_sid: str
-    auth_token: str
+    auth_token: str = field(repr=False)  # TWILIO_AUTH_TOKEN or TWILIO_AUTH_TOKEN_FILE
     sms_from: str  # the support number, E.164; or
     messaging_service_sid: str  # a Messaging Service that picks the number
     whatsapp_from: str  # the WhatsApp sender, E.164 (sent as whatsapp:+...)
@@ -112,7 +114,7 @@ class TwilioSettings:
         account_sid = env_str(env, "TWILIO_ACCOUNT_SID", "")
         if not account_sid:
             return None
-        token = env_str(env, "TWILIO_AUTH_TOKEN", "")
+        token = env_secret_text(env, "TWILIO_AUTH_TOKEN")
         sms_from = env_str(env, "TWILIO_SMS_FROM", "")
         service_sid = env_str(env, "TWILIO_MESSAGING_SERVICE_SID", "")
         base = env_str(env, "NOTIFIER_PUBLIC_BASE_URL", env_str(env, "PUBLIC_BASE_URL", ""))
@@ -147,7 +149,8 @@ class NotifierSettings:
     quiet_hours: QuietHours | None
     default_timezone: str  # for recipients whose time zone nothing tells
     surge: SurgeRule
-    ops_tokens: frozenset[str]  # bearer tokens of the incident API
+    ops_tokens: frozenset[str] = field(repr=False)  # bearer tokens of the incident API
+    phone_region: str = "ES"  # how the erasure API reads numbers without a country code (as intake does)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "NotifierSettings":
@@ -186,4 +189,5 @@ class NotifierSettings:
                 threshold=max(2, env_int(env, "NOTIFIER_SURGE_TICKETS", 20)),
             ),
             ops_tokens=frozenset({token}) if token else frozenset(),
+            phone_region=env_str(env, "PHONE_DEFAULT_REGION", "ES").upper(),
         )

@@ -35,6 +35,7 @@ import orjson
 from itsdangerous import TimestampSigner
 
 from deskstream.contract import SchemaViolation, default_contract
+from deskstream.erasure import event_id
 from deskstream.recipients import recipient_key
 from deskstream.events import Event, EventDecodeError, parse_timestamp, stable_id, timestamp
 from deskstream.pipeline import deadletter_event
@@ -45,12 +46,15 @@ from services.feedback.links import SurveyLinks
 from services.feedback.survey_pages import clean_comment
 from services.feedback.surveys import SurveyRules
 from services.intake import chat, sms, sms_webhook, web
+from services.intake import erasure as intake_erasure
 from services.intake.customers import customer_id
 from services.intake.normaliser import Thread, normalise, survey_opened
 from services.notifier import attempts, delivery, incident_requests, incidents, requests, surges
 from services.notifier.attempts import RetryPolicy
 from services.notifier.channels import Channels, text_of
 from services.notifier.email import compose
+from services.notifier import erasure as notifier_erasure
+from services.notifier.erasure_api import erasure_from
 from services.notifier.incidents_api import operator
 from services.notifier.outcomes import Outcome, brief
 from services.notifier.surges import SurgeRule
@@ -983,6 +987,38 @@ def scenarios() -> list[Emitted]:
     # reads every ticket event so far, the e-mail ticket's included.
     read = [e for e in (*out, created_email, *routed_email) if e.topic == TICKETS_EVENTS]
     out += satisfaction_surveys(clock, read, thread, english_thread, sms_thread)
+
+    # Marta asks to be forgotten, last of all.
+    out += erasure(clock, "chat-es-erased", thread, created_es)
+    return out
+
+
+def erasure(clock: Clock, name: str, thread: Thread, created: Emitted) -> list[Emitted]:
+    """An erasure by e-mail address, as it travels: the API's request and notice, intake's
+    notice per ticket found, then the router's and the notifier's onward events."""
+    asked = erasure_from({"email": "marta.lopez@example.es"}, clock(), "ES")
+    data = asked.to_data()
+    out = [Emitted(name, INTAKE_RAW, asked.erasure_id, pipeline_event(
+               "notifier", "erasure.requested", event_id(asked, "requested", "0"), data, None, asked.requested_at)),
+           Emitted(f"{name}-announced", TICKETS_EVENTS, asked.erasure_id, pipeline_event(
+               "notifier", "customer.erased", event_id(asked, "announced"), data, None, asked.requested_at))]
+    found = intake_erasure.find_threads([(created.event.data["thread_key"], thread.to_dict())], asked)
+    told = asked.with_found(ticket_ids=found.ticket_ids, customer_ids=found.customer_ids)
+    [ticket_id] = sorted(found.ticket_ids)
+    erased = pipeline_event("intake", "customer.erased", event_id(asked, "erased", ticket_id), told.to_data(), ticket_id, clock())
+    out.append(Emitted(name, TICKETS_EVENTS, ticket_id, erased))
+    out.append(Emitted(name, ROUTER_DISPATCH, "dispatch", pipeline_event(
+        "router", "dispatch.customer_erased", event_id(told, "dispatch", erased.id), erased.data, None, clock())))
+    contact = requests.remember_contact(created.event.data)
+    contacts = notifier_erasure.contacts_to_delete([(ticket_id, contact)], told)
+    onward = told.with_found(ticket_ids=contacts.ticket_ids, chat_sessions=contacts.chat_sessions)
+    [session] = sorted(contacts.chat_sessions)
+    out.append(Emitted(name, CHAT_OUTBOUND, session, pipeline_event(
+        "notifier", "chat.erased", event_id(told, "chat", erased.id, session), onward.to_data(), None, clock())))
+    out.append(Emitted(name, NOTIFY_REQUESTS, told.erasure_id, pipeline_event(
+        "notifier", "notify.erasure_requested", event_id(told, "notify", erased.id, "0"), onward.to_data(), None, clock())))
+    out.append(Emitted(name, INCIDENTS_EVENTS, told.erasure_id, pipeline_event(
+        "notifier", "incident.erasure_requested", event_id(told, "incident", erased.id, "0"), onward.to_data(), None, clock())))
     return out
 
 
