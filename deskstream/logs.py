@@ -64,7 +64,13 @@ def logging_config(level: str, service: str) -> dict[str, Any]:
         "handlers": {
             "stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["service"]},
         },
-        "loggers": {"aiokafka.producer.sender": {"filters": ["verification_retries"]}},
+        "loggers": {
+            "aiokafka.producer.sender": {"filters": ["verification_retries"]},
+            # aioimaplib's DEBUG and INFO lines are the raw IMAP conversation: the mail it
+            # fetches (customers' text) and the LOGIN command, whose password it masks
+            # only as written, not once quoted (a password with " or \ shows). Never logged.
+            "aioimaplib": {"level": "WARNING"},
+        },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
 

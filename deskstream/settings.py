@@ -32,10 +32,41 @@ def env_str(env: Mapping[str, str], name: str, default: str) -> str:
 MIN_SECRET_CHARS = 32
 
 
+def env_secret_text(env: Mapping[str, str], name: str, *, strip: bool = True) -> str:
+    """A secret (a password, a token, a signing key) from the variable NAME, or from the
+    file NAME_FILE names, as Docker and Kubernetes mount secrets; "" if neither is set.
+
+    Every secret setting is read here, so that each can come from a file rather than the
+    environment (which `ps e`, /proc/<pid>/environ and crash reports may show), and so
+    that no message about one ever quotes it: errors name the variable and the file,
+    never the content. From a file, a trailing newline (`echo` writes one) is not part of
+    the secret. `strip=False` keeps the variable's value exactly as written (a password
+    may begin or end with a space)."""
+    value = env.get(name, "")
+    if strip:
+        value = value.strip()
+    path = env_str(env, f"{name}_FILE", "")
+    if value and path:
+        raise SettingsError(f"set {name} or {name}_FILE, not both")
+    if not path:
+        return value
+    try:
+        value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+        raise SettingsError(f"{name}_FILE {path} cannot be read: {reason}") from None
+    if strip:
+        value = value.strip()
+    if not value:
+        raise SettingsError(f"{name}_FILE {path} is empty")
+    return value
+
+
 def env_secret(env: Mapping[str, str], name: str) -> str | None:
-    """A signing secret (chat sessions, console sessions), or None if unset; one that is
-    set must be long enough that guessing it is hopeless."""
-    secret = env_str(env, name, "")
+    """A signing secret or token (chat sessions, console sessions, survey links, the ops
+    API), from NAME or NAME_FILE (env_secret_text), or None if unset; one that is set
+    must be long enough that guessing it is hopeless."""
+    secret = env_secret_text(env, name)
     if secret and len(secret) < MIN_SECRET_CHARS:
         raise SettingsError(f"{name} must be at least {MIN_SECRET_CHARS} characters")
     return secret or None
@@ -164,20 +195,7 @@ def _sasl_from_env(env: Mapping[str, str], security: KafkaSecurity) -> dict[str,
         raise SettingsError(f"KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, got {mechanism!r}")
     username = env_str(env, "KAFKA_SASL_USERNAME", "")
     # The password is taken as given (no stripping): spaces may be part of it.
-    password = env.get("KAFKA_SASL_PASSWORD", "")
-    password_file = env_str(env, "KAFKA_SASL_PASSWORD_FILE", "")
-    if password and password_file:
-        raise SettingsError("set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both")
-    if password_file:
-        try:
-            # A file mounted from a Kubernetes Secret, or written by `echo`: the
-            # trailing newline is not part of the password.
-            password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
-            raise SettingsError(f"KAFKA_SASL_PASSWORD_FILE {password_file} cannot be read: {reason}") from None
-        if not password:
-            raise SettingsError(f"KAFKA_SASL_PASSWORD_FILE {password_file} is empty")
+    password = env_secret_text(env, "KAFKA_SASL_PASSWORD", strip=False)
     missing = [name for name, value in (("KAFKA_SASL_USERNAME", username),
                                         ("KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE", password)) if not value]
     if missing:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from deskstream.settings import ServiceSettings, SettingsError, env_float, env_secret, env_str
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class FeedbackSettings:
     service: ServiceSettings
     surveys: SurveyRules
-    link_secret: str  # signs the survey links sent by e-mail
+    link_secret: str = field(repr=False)  # signs the survey links sent by e-mail
     link_secret_is_random: bool  # none was set: links sent before a restart stop working
     public_base_url: str  # where customers reach the survey pages (links in the mail)
     low_score_action: str  # a score of 1 or 2: "reopen" the ticket, or add a "note" for supervisors

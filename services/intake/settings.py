@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from deskstream.limits import DEFAULT_MAX_KEYS, IPNetwork, Limit
 from deskstream.settings import (
     MIN_SECRET_CHARS, ServiceSettings, SettingsError, env_flag, env_float, env_int, env_limit, env_list, env_networks,
-    env_secret, env_str,
+    env_secret, env_secret_text, env_str,
 )
 
 TAKEN_ACTIONS = ("flag", "move")
@@ -23,7 +23,7 @@ class MailboxSettings:
     port: int
     ssl: bool
     user: str
-    password: str
+    password: str = field(repr=False)  # IMAP_PASSWORD or IMAP_PASSWORD_FILE
     folder: str
     taken: str  # "flag": keyword $DeskstreamTaken; "move": to taken_folder
     taken_folder: str
@@ -51,7 +51,7 @@ class MailboxSettings:
             port=env_int(env, "IMAP_PORT", 993 if ssl else 143),
             ssl=ssl,
             user=env_str(env, "IMAP_USER", ""),
-            password=env_str(env, "IMAP_PASSWORD", ""),
+            password=env_secret_text(env, "IMAP_PASSWORD"),
             folder=env_str(env, "IMAP_FOLDER", "INBOX"),
             taken=taken,
             taken_folder=env_str(env, "IMAP_TAKEN_FOLDER", "Deskstream-Taken"),
@@ -69,13 +69,13 @@ class MailboxSettings:
 class TwilioWebhookSettings:
     """The SMS/WhatsApp webhook; no auth token, no webhook (requests are refused)."""
 
-    auth_token: str
+    auth_token: str = field(repr=False)  # TWILIO_AUTH_TOKEN or TWILIO_AUTH_TOKEN_FILE
     public_base_url: str  # the scheme and host Twilio calls, as configured in Twilio's console
     publish_timeout_seconds: float  # well within Twilio's 15 s, so that Twilio retries
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "TwilioWebhookSettings | None":
-        token = env_str(env, "TWILIO_AUTH_TOKEN", "")
+        token = env_secret_text(env, "TWILIO_AUTH_TOKEN")
         if not token:
             return None
         base = env_str(env, "PUBLIC_BASE_URL", "")
@@ -128,7 +128,7 @@ class AbuseLimits:
 @dataclass(frozen=True, slots=True)
 class IntakeSettings:
     service: ServiceSettings
-    chat_session_secret: bytes
+    chat_session_secret: bytes = field(repr=False)
     allowed_origins: tuple[str, ...]
     mailbox: MailboxSettings | None
     twilio: TwilioWebhookSettings | None

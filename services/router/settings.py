@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
@@ -25,7 +25,7 @@ from services.router.triage import DEFAULT_RULES
 class ConsoleSettings:
     """The agent console: its sessions and the help it offers beside the reply box."""
 
-    session_secret: str  # signs session cookies; every router worker needs the same one
+    session_secret: str = field(repr=False)  # signs session cookies; every router worker needs the same one
     session_secret_generated: bool  # none was set: sessions end with this worker
     session_hours: float
     cookie_secure: bool  # send cookies over HTTPS only (behind TLS in production)
