@@ -93,7 +93,10 @@ ACCESS: dict[str, Access] = {
     ),
     "notifier": Access(
         reads=(TICKETS_EVENTS, NOTIFY_REQUESTS, INCIDENTS_EVENTS, SURGE_WATCH),
-        writes=(NOTIFY_REQUESTS, NOTIFY_RECEIPTS, CHAT_OUTBOUND, INCIDENTS_EVENTS, SURGE_WATCH, DEADLETTER),
+        # intake.raw and tickets.events: the erasure API's request and public notice
+        # (services/notifier/erasure_api.py)
+        writes=(INTAKE_RAW, TICKETS_EVENTS, NOTIFY_REQUESTS, NOTIFY_RECEIPTS, CHAT_OUTBOUND, INCIDENTS_EVENTS, SURGE_WATCH,
+                DEADLETTER),
     ),
     "feedback": Access(
         reads=(TICKETS_EVENTS, FEEDBACK_SURVEYS, INCIDENTS_EVENTS),
