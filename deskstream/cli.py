@@ -82,9 +82,19 @@ def local_secret(folder: Path, name: str) -> str:
     path = folder / name
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        # Created readable by its owner only: written first and chmod-ed after, it
+        # would be readable by every user of the host in between.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(secrets.token_hex(32))
     return path.read_text().strip()
+
+
+def add_local_secrets(env: dict[str, str], folder: Path) -> None:
+    """Each of LOCAL_SECRETS that is not set, neither as NAME nor as NAME_FILE (which the
+    services would refuse together), from its file under the data folder."""
+    for name, file in LOCAL_SECRETS.items():
+        if not (env.get(name, "").strip() or env.get(f"{name}_FILE", "").strip()):
+            env[name] = local_secret(folder, file)
 
 
 def local_kafka_from_env() -> LocalKafka:
@@ -136,9 +146,7 @@ def up() -> None:
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         asyncio.run(ensure_topics(KafkaSettings.from_env(env)))
-        for name, file in LOCAL_SECRETS.items():
-            if not (env.get(name, "").strip() or env.get(f"{name}_FILE", "").strip()):
-                env[name] = local_secret(data_dir(), file)
+        add_local_secrets(env, data_dir())
         env.setdefault("FEEDBACK_SURVEY_DELAY_SECONDS", "60")  # a local trial sees its survey a minute after resolving
         for name in SERVICES:
             processes[name] = subprocess.Popen(  # nosec B603  # this interpreter, a fixed argument list, a known service name

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import pytest
 from aioimaplib import aioimaplib
 
+from deskstream.cli import LOCAL_SECRETS, add_local_secrets
 from deskstream.logs import logging_config
 from deskstream.settings import KafkaSettings, SettingsError, env_secret_text
 from services.feedback.settings import FeedbackSettings
@@ -191,3 +192,22 @@ def test_an_imap_password_is_in_no_log_line_even_at_debug_level(capsys: pytest.C
         imap.setLevel(saved[2])
     assert tail in unguarded
     assert tail not in logged
+
+
+def test_make_run_keeps_its_own_secrets_private_and_leaves_configured_ones_alone(tmp_path: Path) -> None:
+    """`deskstream up` (make run) generates the signing keys and the ops token into the
+    data folder, readable by their owner only, unless the variable or its _FILE is set."""
+    configured = tmp_path / "ops-token-from-a-secret-store"
+    configured.write_text(secrets.token_hex(32) + "\n")
+    env = {"CHAT_SESSION_SECRET": "c" * 40, "NOTIFIER_OPS_TOKEN_FILE": str(configured)}
+    add_local_secrets(env, tmp_path / "data")
+    assert env["CHAT_SESSION_SECRET"] == "c" * 40 and "NOTIFIER_OPS_TOKEN" not in env
+    made = {path.name: path for path in (tmp_path / "data").iterdir()}
+    assert set(made) == {"console-session-secret", "survey-link-secret"}
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in made.values())
+    again = {"CHAT_SESSION_SECRET": "c" * 40, "NOTIFIER_OPS_TOKEN_FILE": str(configured)}
+    add_local_secrets(again, tmp_path / "data")
+    assert again == env, "kept across restarts: a restart signs nobody out"
+    for service in SERVICES:
+        service.from_env({**env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092"})  # none refuses NAME with NAME_FILE
+    assert set(LOCAL_SECRETS) <= set(SECRET_NAMES)
