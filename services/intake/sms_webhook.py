@@ -49,6 +49,9 @@ def sms_routes(pipeline: Pipeline, settings: IntakeSettings) -> RouteSetup:
     twilio = settings.twilio
     webhook = TwilioWebhook(twilio.auth_token, twilio.public_base_url) if twilio is not None else None
     timeout = twilio.publish_timeout_seconds if twilio is not None else None
+    # HELP is answered by an SMS we pay for and opens no contact for the tickets hop to
+    # count: its replies are limited per number here, per worker (INTAKE_SMS_PER_SENDER).
+    help_replies = KeyedLimiter(settings.limits.sms_per_sender, settings.limits.max_keys)
 
     async def stored_then(publication: Awaitable[None], answer: web.Response) -> web.Response:
         """`answer` once Kafka has the event; 503 if it does not take it in time, so that
@@ -78,6 +81,9 @@ def sms_routes(pipeline: Pipeline, settings: IntakeSettings) -> RouteSetup:
         kind, language = keyword
         reply = sms.DEFAULT_REPLIES[kind][language]
         if kind is sms.Keyword.HELP:
+            if help_replies.take(message.number) > 0:
+                pipeline.metrics.failed("sender over limit: help")
+                return twiml()  # Twilio is answered; the number gets no more help texts for now
             return twiml(reply)
         consent = sms.consent_data(message, kind, utcnow())
         event = pipeline.event(CONSENT_EVENTS[kind], f"consent.{message.message_sid}", consent)

@@ -223,6 +223,19 @@ async def test_one_sms_sender_flooding_opens_one_ticket_and_every_message_past_t
     assert re.search(r'deskstream_errors_total\{reason="sender over limit",service="intake"\} 35\.0', metrics), metrics
 
 
+async def test_a_number_flooding_help_gets_the_help_text_only_up_to_its_limit(flooded):
+    url = f"{flooded.url}/webhooks/twilio/sms"
+    answers = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(8):  # each help text is an SMS the support desk pays for
+            form = inbound_sms(sender="+34600555444", body="HELP")
+            async with http.post(url, data=form, headers=via("198.51.100.12", **{"X-Twilio-Signature": sign(url, form)})) as response:
+                assert response.status == 200
+                answers.append(await response.text())
+    assert ["<Message>Support:" in answer for answer in answers] == [True] * 5 + [False] * 3
+    assert all("<Message>" not in answer for answer in answers[5:])
+
+
 def mail(sender: str, subject: str, message_id: str) -> bytes:
     message = EmailMessage()
     message["From"] = f"Cliente <{sender}>"

@@ -273,3 +273,14 @@ def test_mail_senders_are_counted_by_address_whatever_its_case():
     assert senders.over("ANA@example.com") == ("sender over limit: this address sent more than 2 per 3600 s; "
                                                "the mail is in the quarantine folder")
     assert senders.over("ben@example.com") is None
+
+
+def test_the_console_sign_in_throttle_remembers_a_bounded_number_of_ids_and_addresses():
+    from services.router.signin import SignInThrottle
+
+    throttle = SignInThrottle(free=1, max_keys=50)
+    for n in range(5_000):  # made-up agent ids from made-up addresses, one failure each
+        throttle.failed((f"agent:guess-{n}", f"client:10.0.{n // 256}.{n % 256}"), now=float(n))
+        assert len(throttle._failures) <= 50
+    throttle.failed(("agent:ana",), now=6000.0)
+    assert throttle.wait(("agent:ana",), 6000.0) == 1.0  # the latest are still counted
