@@ -41,6 +41,8 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(?<=\?=)\s+(?==\?)")
 _MSG_ID = re.compile(r"<([^<>]*)>")
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_SET_ASIDE = re.compile("\ue000(\\d+)\ue001")
+_ADDRESS_SPECIALS = re.compile(r'["<>(),;:\\\[\]\x00-\x1f\x7f]')
 
 
 class MailParseError(ValueError):
@@ -195,17 +197,35 @@ def _ids(value: str | None) -> tuple[str, ...]:
 
 
 def _addresses(values: list[str]) -> list[tuple[str, str]]:
-    """(display name, addr-spec) pairs; display names may still hold encoded-words."""
-    unfolded = [" ".join(value.splitlines()) for value in values]
-    return getaddresses(unfolded)
+    """(display name, addr-spec) pairs; display names may still hold encoded-words.
+
+    The encoded-words are set aside while the header is split: what one decodes to is
+    text of a display name, never structure, and read raw, a `:` or `@` inside one
+    (`=?utf-8?q?Eve=0D=0ABcc:_x@evil.example?= <eve@example.es>`) made a group and an
+    address of it, and the acknowledgement went to the address hidden in the name."""
+    words: list[str] = []
+
+    def aside(match: re.Match[str]) -> str:
+        words.append(match.group(0))
+        return f"\ue000{len(words) - 1}\ue001"
+
+    def back(text: str) -> str:
+        return _SET_ASIDE.sub(lambda m: words[int(m.group(1))] if int(m.group(1)) < len(words) else m.group(0), text)
+
+    unfolded = [_ENCODED_WORD.sub(aside, " ".join(value.splitlines())) for value in values]
+    return [(back(name), back(address)) for name, address in getaddresses(unfolded)]
 
 
 def _usable(address: str) -> bool:
     """An address we could answer: a local part and a domain, no spaces, and no longer
-    than any mail server accepts (nor than the contract's address fields hold)."""
+    than any mail server accepts (nor than the contract's address fields hold). Nor any
+    of the characters that give an address header its structure (quotes, brackets,
+    commas, colons...): a quoted local part is all but unknown in customers' mail, and
+    the parser's reading of `"a@example.org\\"<b@example.com>"` was an address that our
+    own To: header then named differently."""
     local, at, domain = address.rpartition("@")
     return (bool(at and local and domain) and len(address) <= MAX_ADDRESS_CHARS
-            and not any(char.isspace() for char in address))
+            and not any(char.isspace() for char in address) and not _ADDRESS_SPECIALS.search(address))
 
 
 def _sender(message: Message) -> tuple[str, str | None]:

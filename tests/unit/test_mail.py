@@ -436,6 +436,19 @@ def test_the_sender_is_the_first_usable_address_in_from():
     assert parsed.to == ("a@example.es", "b@example.es")
 
 
+def test_an_address_hidden_in_an_encoded_display_name_is_text_not_the_sender():
+    parsed = parse(with_headers("From: =?utf-8?q?Eve=0D=0ABcc:_victim@evil.example?= <eve@example.es>\n"))
+    assert (parsed.from_address, parsed.from_name) == ("eve@example.es", "Eve Bcc: victim@evil.example")
+    parsed = parse(with_headers("From: =?utf-8?b?RXZlIDxtYWxsb3J5QGV2aWwuZXhhbXBsZT4=?= <eve@example.es>\n"))
+    assert (parsed.from_address, parsed.from_name) == ("eve@example.es", "Eve <mallory@evil.example>")
+
+
+@pytest.mark.parametrize("sender", ['"alice@example.org\\"<bob@example.com>"', '"victim@example.org,"@evil.example'])
+def test_addresses_that_a_to_header_would_read_otherwise_are_no_sender(sender):
+    with pytest.raises(MailParseError, match="no usable From address"):
+        parse(with_headers(f"From: {sender}\n"))
+
+
 # -- bodies built at run time ---------------------------------------------------------------
 
 
