@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 
 CARD = "card"
-PASSWORD = "password"
+PASSWORD = "password"  # nosec B105  # the name of a kind of masked data, not a password
 NATIONAL_ID = "national_id"
 
 HIDDEN = "····"
@@ -66,8 +66,10 @@ def mask(text: str) -> Masked:
 # --- card numbers ---------------------------------------------------------------------
 
 # A run of digit groups separated by single spaces or dashes, not glued to a word or
-# written after "+". Possessive quantifiers: linear on any input, a run is taken whole.
-_DIGIT_RUN = re.compile(r"(?<![\w+])[0-9]++(?:[ -][0-9]++)*+(?!\w)")
+# written after "+" (a last group glued to a word is not part of a card, see
+# `_mask_cards`). Possessive quantifiers: linear on any input, a run is taken whole.
+_DIGIT_RUN = re.compile(r"(?<![\w+])[0-9]++(?:[ -][0-9]++)*+")
+_WORD_CHAR = re.compile(r"\w")
 _GROUP = re.compile(r"[0-9]+")
 MIN_CARD_DIGITS, MAX_CARD_DIGITS = 13, 19
 
@@ -110,6 +112,8 @@ def _mask_cards(text: str, kinds: set[str]) -> str:
         if any(start <= run.start() < end for start, end in ibans):
             return run.group()
         groups = list(_GROUP.finditer(run.group()))
+        if _WORD_CHAR.match(run.string, run.end()):
+            groups.pop()  # "1234Z", "4242abc": the end of a word (an id, a hash), never a card's digits
         pieces: list[str] = []
         written = 0  # how much of the run is in `pieces`
         i = 0
@@ -215,7 +219,7 @@ def _found(kinds: set[str], kind: str, marker: str) -> str:
 
 # --- passwords, PINs, security codes -----------------------------------------------------
 
-_PASSWORD_WORDS = r"password|passwd|passcode|pwd|contrase[ñn]a|clave(?:\s+de\s+acceso)?"
+_PASSWORD_WORDS = r"password|passwd|passcode|pwd|contrase[ñn]a|clave(?:\s+de\s+acceso)?"  # nosec B105  # words that announce one
 _CODE_WORDS = (r"pin(?:\s+(?:code|number))?|c[oó]digo\s+pin|cvv2?|cvc2?|security\s+code"
                r"|c[oó]digo\s+de\s+seguridad")
 _MODIFIER = (r"(?:\s+(?:nuev[ao]|antigu[ao]|viej[ao]|actual|temporal|provisional|new|old|current|temporary"
@@ -229,7 +233,7 @@ _PASSWORD = re.compile(
     re.IGNORECASE,
 )
 _CODE = re.compile(
-    rf"(?<![\w\[])(?P<key>{_CODE_WORDS})\b{_MODIFIER}(?:{_SEPARATOR}|\s+)(?P<value>[0-9]{{3,8}})(?![0-9])",
+    rf"(?<![\w\[])(?P<key>{_CODE_WORDS})\b{_MODIFIER}(?:{_SEPARATOR}|\s+)(?P<value>[0-9]{{3,8}})(?!\w)",
     re.IGNORECASE,
 )
 _CARD_CODE = re.compile(r"cv|security|seguridad", re.IGNORECASE)

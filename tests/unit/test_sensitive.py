@@ -158,7 +158,7 @@ def test_a_password_that_is_a_card_number_is_masked_once_as_the_card():
 WORDS = ["password", "contraseña", "clave", "pwd", "PIN", "CVV", "is", "es", "now", ":", "=", " ", " ", "-", "+",
          ".", "x", "hunter2", "4242", "4242424242424242", "4242 4242 4242 4242", "5555-5555-5555-4444", "1234",
          "12345678Z", "X1234567L", "123-45-6789", "ES91 2100 0418 4502 0005 1332", "[card ····4242]",
-         "[secret ····]", "[DNI ····]", "\n", '"', "not", "0", "7"]
+         "[secret ····]", "[DNI ····]", "\n", '"', "not", "0", "7", "Z", "abc", "12345678", "]", "['", "·", "ES91"]
 texts = st.one_of(
     st.lists(st.sampled_from(WORDS), max_size=25).map("".join),
     st.text(st.sampled_from("0123456789 -+:=xX[]·ZL"), max_size=60),
@@ -176,6 +176,8 @@ def digit_runs(text: str) -> list[str]:
 @example("4242 4242 4242 4242 4242 4242 4242 4242")
 @example("pwd=pwd=x")
 @example("password: [secret ····]: 4242424242424242")
+@example("PIN\n4242password:password")  # a PIN glued to a word is no PIN: masking it made "]password:" anew
+@example("4242424242424242 12345678Z")  # a DNI at a card's end: the card is found whether the DNI is masked or not
 def test_masking_is_idempotent_and_never_lengthens_a_digit_run(text):
     once = mask(text)
     twice = mask(once.text)
