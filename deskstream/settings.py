@@ -221,6 +221,13 @@ def _ssl_from_env(env: Mapping[str, str], security: KafkaSecurity) -> dict[str, 
             "ssl_keyfile": files["KAFKA_SSL_KEYFILE"], "ssl_check_hostname": check in _TRUE}
 
 
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env_float(env, name, default)
+    if value <= 0:
+        raise SettingsError(f"{name} must be more than 0, got {value}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
     """Where the cluster is, how to talk to it securely, and how this deployment's
@@ -230,6 +237,12 @@ class KafkaSettings:
     partitions: int
     replication_factor: int
     security: KafkaSecurity = KafkaSecurity()
+    # How long what customers wrote stays readable (README, "Erasure and retention"):
+    # the event topics' retention, and how soon a table's changelog drops the values
+    # an erasure (or any change) replaced. Applied when `deskstream topics` creates them.
+    event_retention_days: float = 28.0
+    deadletter_retention_days: float = 56.0
+    changelog_compaction_hours: float = 24.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "KafkaSettings":
@@ -239,6 +252,9 @@ class KafkaSettings:
             partitions=env_int(env, "KAFKA_TOPIC_PARTITIONS", 4),
             replication_factor=env_int(env, "KAFKA_REPLICATION_FACTOR", 1),
             security=KafkaSecurity.from_env(env),
+            event_retention_days=_positive(env, "KAFKA_EVENT_RETENTION_DAYS", 28.0),
+            deadletter_retention_days=_positive(env, "KAFKA_DEADLETTER_RETENTION_DAYS", 56.0),
+            changelog_compaction_hours=_positive(env, "KAFKA_CHANGELOG_COMPACTION_HOURS", 24.0),
         )
 
     def client_options(self) -> dict[str, Any]:

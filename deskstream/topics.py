@@ -121,13 +121,32 @@ CHANGELOGS: tuple[TopicSpec, ...] = tuple(
 )
 
 
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
+
+
+def topic_configs(spec: TopicSpec, kafka: KafkaSettings) -> dict[str, str]:
+    """A topic's configs with this deployment's retention (KAFKA_EVENT_RETENTION_DAYS,
+    KAFKA_DEADLETTER_RETENTION_DAYS, KAFKA_CHANGELOG_COMPACTION_HOURS). A changelog
+    keeps only the latest value per key, but Kafka compacts only closed segments:
+    `max.compaction.lag.ms` bounds how long a replaced or deleted (erased) value stays
+    readable, and `delete.retention.ms` how long the tombstone itself (its key) does."""
+    if spec.configs.get("cleanup.policy") == "compact":
+        lag = str(int(kafka.changelog_compaction_hours * HOUR_MS))
+        return {**spec.configs, "max.compaction.lag.ms": lag, "delete.retention.ms": lag}
+    days = kafka.deadletter_retention_days if spec.name == DEADLETTER else kafka.event_retention_days
+    return {**spec.configs, "retention.ms": str(int(days * DAY_MS))}
+
+
 async def ensure_topics(kafka: KafkaSettings, specs: tuple[TopicSpec, ...] = TOPICS + CHANGELOGS) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet, with this deployment's retention
+    (`topic_configs`); return the names created. Existing topics keep their configs."""
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **kafka.client_options(), client_id="deskstream-topics")
     try:
         await admin.start()  # inside: a refused start (wrong password) is closed too
         response = await admin.create_topics(
-            [NewTopic(spec.name, kafka.partitions, kafka.replication_factor, topic_configs=spec.configs) for spec in specs]
+            [NewTopic(spec.name, kafka.partitions, kafka.replication_factor, topic_configs=topic_configs(spec, kafka))
+             for spec in specs]
         )
     finally:
         await admin.close()

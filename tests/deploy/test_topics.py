@@ -6,11 +6,11 @@ from __future__ import annotations
 import yaml
 
 from deskstream.settings import KafkaSettings
-from deskstream.topic_manifests import kafka_topics, resource_name
-from deskstream.topics import CHANGELOGS, TOPICS
+from deskstream.topic_manifests import DEFAULT_RETENTION, kafka_topics, resource_name
+from deskstream.topics import CHANGELOGS, TOPICS, topic_configs
 from tests.deploy.manifests import DEPLOY, OVERLAYS, ROOT, of_kind, render
 
-CODE = {spec.name: spec.configs for spec in TOPICS + CHANGELOGS}
+CODE = {spec.name: topic_configs(spec, DEFAULT_RETENTION) for spec in TOPICS + CHANGELOGS}
 
 
 def test_the_kafka_topics_file_is_rendered_from_the_code() -> None:

@@ -230,3 +230,22 @@ def test_an_emit_to_an_explicit_partition_keeps_it_through_absorb():
     batch.absorb(record)
     assert batch.partitions == {1: 0, 2: 3}
     assert [topic for topic, _, _ in batch.sends] == ["deadletter", "notify.requests", "notify.requests", "chat.outbound"]
+
+
+# -- retention ------------------------------------------------------------------------------
+
+def test_retention_comes_from_the_environment_and_bounds_how_long_a_changelog_keeps_an_erased_value():
+    from deskstream.settings import KafkaSettings, SettingsError
+    from deskstream.topics import CHANGELOGS, DEADLETTER, TOPICS, topic_configs
+
+    default = KafkaSettings.from_env({})
+    assert all(topic_configs(spec, default)["retention.ms"] == spec.configs["retention.ms"] for spec in TOPICS)
+    short = KafkaSettings.from_env({"KAFKA_EVENT_RETENTION_DAYS": "7", "KAFKA_DEADLETTER_RETENTION_DAYS": "14",
+                                    "KAFKA_CHANGELOG_COMPACTION_HOURS": "0.5"})
+    by_name = {spec.name: topic_configs(spec, short) for spec in TOPICS + CHANGELOGS}
+    assert by_name["tickets.events"]["retention.ms"] == str(7 * 24 * 3600 * 1000)
+    assert by_name[DEADLETTER]["retention.ms"] == str(14 * 24 * 3600 * 1000)
+    changelog = by_name[CHANGELOGS[0].name]
+    assert changelog == {"cleanup.policy": "compact", "max.compaction.lag.ms": "1800000", "delete.retention.ms": "1800000"}
+    with pytest.raises(SettingsError):
+        KafkaSettings.from_env({"KAFKA_EVENT_RETENTION_DAYS": "0"})
