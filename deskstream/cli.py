@@ -192,6 +192,15 @@ def _partition_env() -> dict[str, str]:
     return {key: os.environ[key] for key in ("KAFKA_TOPIC_PARTITIONS", "KAFKA_REPLICATION_FACTOR") if key in os.environ}
 
 
+def without_credentials(url: str) -> str:
+    """A URL as an error may show it: a user and password written into it
+    (https://user:password@host) replaced by ***."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+
+
 class NotifierError(Exception):
     """The incident API refused a request (the message is its own error text), or could
     not be reached."""
@@ -213,7 +222,7 @@ def call_notifier(method: str, path: str, body: dict[str, Any] | None = None, en
     base = env.get("NOTIFIER_URL", "").strip().rstrip("/") or DEFAULT_NOTIFIER_URL
     if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
         # urllib also opens file: and ftp: URLs; the ops token must only ever go to the notifier.
-        raise NotifierError(f"NOTIFIER_URL must be an http:// or https:// URL, got {base!r}")
+        raise NotifierError(f"NOTIFIER_URL must be an http:// or https:// URL, got {without_credentials(base)!r}")
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     data = None
     if body is not None:
@@ -232,7 +241,7 @@ def call_notifier(method: str, path: str, body: dict[str, Any] | None = None, en
         raise NotifierError(f"the notifier answered {refused.code}: {reason}") from None
     except (urllib.error.URLError, OSError) as unreachable:
         reason = getattr(unreachable, "reason", unreachable)
-        raise NotifierError(f"cannot reach the notifier at {base}: {reason}") from None
+        raise NotifierError(f"cannot reach the notifier at {without_credentials(base)}: {reason}") from None
 
 
 def incident_message(args: argparse.Namespace) -> dict[str, str]:

@@ -151,6 +151,18 @@ def test_the_ops_token_goes_only_to_an_http_url(monkeypatch, url):
     assert opened == []
 
 
+def test_a_password_written_into_notifier_url_is_in_no_error(monkeypatch, capsys):
+    monkeypatch.setenv("NOTIFIER_OPS_TOKEN", TOKEN)
+    monkeypatch.setenv("NOTIFIER_URL", "http://ops:hunter2-in-the-url@127.0.0.1:9")  # discard: nothing listens
+    with pytest.raises(SystemExit):
+        cli.main(["incident", "list"])
+    assert "cannot reach the notifier at http://***@127.0.0.1:9" in (err := capsys.readouterr().err)
+    assert "hunter2" not in err
+    with pytest.raises(cli.NotifierError) as refused:
+        cli.call_notifier("GET", "/", env={"NOTIFIER_OPS_TOKEN": TOKEN, "NOTIFIER_URL": "ftp://ops:hunter2@notifier"})
+    assert "hunter2" not in str(refused.value)
+
+
 def test_the_default_url_is_the_notifiers_port(monkeypatch):
     opened: list[str] = []
 
