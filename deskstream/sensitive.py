@@ -279,9 +279,10 @@ def _mask_secrets(text: str, kinds: set[str]) -> str:
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 # "+34 612 345 678", "+34600111222", "whatsapp:+34600111222": 7 to 15 digits after "+".
-_INTERNATIONAL = re.compile(r"(?<![\w+])\+[0-9](?:[ .-]?[0-9]){6,14}(?!\w)")
-# A bare run of 8 to 15 digits ("600111222"): the sids and codes around it have letters or fewer digits.
-_NATIONAL = re.compile(r"(?<![\w+])[0-9]{8,15}(?!\w)")
+_INTERNATIONAL = re.compile(r"(?<![\w+])\+[0-9](?:[ .-]?[0-9]){6,14}(?![\w-])")
+# A bare run of 8 to 15 digits ("600111222"): the sids and codes around it have letters or
+# fewer digits; one dashed to other digits is a date, an id or an SSN, masked or left as such.
+_NATIONAL = re.compile(r"(?<![\w+-])[0-9]{8,15}(?![\w-])")
 
 
 def _international(m: re.Match[str]) -> str:
@@ -296,7 +297,8 @@ def _national(m: re.Match[str]) -> str:
 def mask_contact_details(text: str) -> str:
     """`text` with e-mail addresses and phone numbers masked (``a***@example.com``,
     ``+34******678``, ``******222``): enough to tell them apart in a log line or a
-    receipt, not enough to write to them. Idempotent."""
+    receipt, not enough to write to them. Masking the result again changes nothing, but
+    for run-together addresses ("a@b.coma@b.com"): `mask_for_log` repeats until stable."""
     if "@" in text:
         text = _EMAIL.sub(r"\1***@\2", text)
     if _DIGIT.search(text):
@@ -305,5 +307,17 @@ def mask_contact_details(text: str) -> str:
 
 
 def mask_for_log(text: str) -> str:
-    """What a log line may show of any text: sensitive data and contact details masked."""
-    return mask_contact_details(mask(text).text)
+    """What a log line may show of any text: sensitive data and contact details masked.
+
+    Masked again until nothing changes (in practice once, twice for run-together
+    addresses such as "ana@example.comana@example.com", whose second half reads as an
+    address only once the first is masked), so that a line masked twice is the same."""
+    for _ in range(MAX_LOG_ROUNDS):
+        masked = mask_contact_details(mask(text).text)
+        if masked == text:
+            break
+        text = masked
+    return text
+
+
+MAX_LOG_ROUNDS = 8  # each round masks more or stops; no text of a log line needs more
