@@ -14,6 +14,9 @@ the test names which ones and requires that no compacted topic is among them.
 
 On a broker of its own, with its own mail, SMTP and Twilio stand-ins: an erasure is
 broadcast to every partition, and the shared services of the session must not see it.
+Its topics are created by `ensure_topics` with KAFKA_CHANGELOG_COMPACTION_HOURS of a few
+seconds, so that the test can also watch the log cleaner remove the erased values from
+the changelogs themselves, not only from their latest state.
 """
 from __future__ import annotations
 
@@ -34,12 +37,14 @@ from typing import Any, Iterator
 import aiohttp
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from deskstream.topics import CHANGELOGS, TICKETS_EVENTS, TOPICS
+from deskstream.localkafka import LocalKafka, free_port
+from deskstream.settings import KafkaSettings
+from deskstream.topics import CHANGELOGS, TICKETS_EVENTS, TOPICS, ensure_topics
 from tests.agent_api import AgentApi
 from tests.channels import SUPPORT_ADDRESS, ChatSession, Customers, channel_env
-from tests.harness import ServiceProcess, own_kafka, read_topic, wait_for_events
+from tests.harness import ServiceProcess, read_topic, wait_for_events
 from tests.mailserver import Dovecot, SmtpCapture, temporary_dovecot
 from tests.twilio_api import TwilioApi
 
@@ -96,9 +101,23 @@ class Stack:
         return self.work / "intake" / "attachments"
 
 
+COMPACTION_HOURS = 3 / 3600  # the changelogs' max.compaction.lag.ms and delete.retention.ms: 3 s
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with own_kafka("erasure") as kafka, temporary_dovecot() as dovecot, SmtpCapture() as smtp, TwilioApi() as twilio:
+    broker_dir = tmp_path_factory.mktemp("erasure-kafka")
+    kafka = LocalKafka(broker_dir, port=free_port(), controller_port=free_port()).start()
+    try:
+        asyncio.run(ensure_topics(KafkaSettings.from_env({"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+                                                          "KAFKA_CHANGELOG_COMPACTION_HOURS": str(COMPACTION_HOURS)})))
+        yield from services_on(kafka, tmp_path_factory)
+    finally:
+        kafka.stop()
+
+
+def services_on(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with temporary_dovecot() as dovecot, SmtpCapture() as smtp, TwilioApi() as twilio:
         built = Stack(kafka, dovecot, smtp, twilio, tmp_path_factory.mktemp("erasure"))
         try:
             for service in built.services.values():
@@ -259,6 +278,9 @@ async def test_an_erased_customer_is_found_nowhere_and_the_other_is_whole(stack:
         assert await eventually(lambda: _none_left(bootstrap), timeout=120), rows_holding(await table_rows(bootstrap), X)
 
         # Every table: nothing of X, all of Y.
+        still_in_the_log = _holding(await raw_changelog_records(bootstrap), X)
+        print(f"changelog records of X still readable before compaction: {len(still_in_the_log)} "
+              f"in {sorted({topic for topic, _ in still_in_the_log})}")
         tables = await table_rows(bootstrap)
         assert rows_holding(tables, X) == {}
         # Rows that name X only by ticket or customer id go too (the dispatcher's, the
@@ -314,6 +336,16 @@ async def test_an_erased_customer_is_found_nowhere_and_the_other_is_whole(stack:
         print(f"\nevent topics still holding X's records until retention: {kept}")
         assert set(kept) <= {spec.name for spec in TOPICS}
 
+        # The changelogs themselves: the values an erasure replaced are still in the log
+        # until the cleaner compacts it, which it does to closed segments only; a segment
+        # older than max.compaction.lag.ms is closed at the partition's next write, which
+        # a probe (a tombstone for a key no table has) stands in for. Then every record,
+        # not only the latest per key, must be free of X; tombstones' keys too, once
+        # delete.retention.ms has passed.
+        assert await eventually(lambda: _changelogs_clean(bootstrap), timeout=180, every=4), \
+            _holding(await raw_changelog_records(bootstrap), X)
+        assert rows_holding(await table_rows(bootstrap), Y).keys() == y_rows.keys()
+
 
 async def page_messages(customers: Customers, session: ChatSession) -> list[dict[str, Any]]:
     """What the session's page is sent from the start; nothing if the page is refused."""
@@ -321,6 +353,42 @@ async def page_messages(customers: Customers, session: ChatSession) -> list[dict
         return [m for m in await customers.chat_messages(session) if m.get("type") == "message"]
     except aiohttp.WSServerHandshakeError:
         return []
+
+
+async def raw_changelog_records(bootstrap: str) -> list[tuple[str, str, bytes | None]]:
+    """Every record of every changelog as the log holds it now: (topic, key, value)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_uncommitted")
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(spec.name, p) for spec in CHANGELOGS for p in consumer.partitions_for_topic(spec.name) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        found: list[tuple[str, str, bytes | None]] = []
+        deadline = time.monotonic() + 60
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]] and time.monotonic() < deadline:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                found += [(tp.topic, (r.key or b"").decode(), r.value) for r in records]
+        return found
+    finally:
+        await consumer.stop()
+
+
+def _holding(records: list[tuple[str, str, bytes | None]], who: Person) -> list[tuple[str, str]]:
+    return [(topic, key) for topic, key, value in records if found_in(key + (value or b"").decode(errors="replace"), who)]
+
+
+async def _changelogs_clean(bootstrap: str) -> bool:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for spec in CHANGELOGS:
+            for partition in await producer.partitions_for(spec.name):
+                await producer.send_and_wait(spec.name, key=b"__roll__", value=None, partition=partition)
+    finally:
+        await producer.stop()
+    return _holding(await raw_changelog_records(bootstrap), X) == []
 
 
 async def _none_left(bootstrap: str) -> bool:
