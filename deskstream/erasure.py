@@ -20,7 +20,8 @@ repeat changes nothing):
                    ──> notifier: contacts deleted ──> notify.requests and incidents.events, every
                        partition (notify.erasure_requested, incident.erasure_requested);
                        chat.outbound, per chat session (chat.erased)
-                   ──> feedback: ticket facts scrubbed, surveys deleted
+                   ──> feedback: ticket facts scrubbed, surveys deleted ──> feedback.surveys, per
+                       customer id (survey.customer_erased): when each was last surveyed
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ ERASURE_TYPES = (
     "notify.erasure_requested",  # notify.requests
     "incident.erasure_requested",  # incidents.events
     "chat.erased",  # chat.outbound
+    "survey.customer_erased",  # feedback.surveys
 )
 MAX_CUSTOMER_IDS = 20
 MAX_TICKET_IDS = 1000

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 from aiohttp import web
 
-from deskstream.erasure import Erasure
+from deskstream.erasure import Erasure, event_id
 from deskstream.events import Event, parse_timestamp, stable_id, timestamp, utcnow
 from deskstream.faustapp import create_app
 from deskstream.http import HttpService, health_routes
@@ -51,7 +51,7 @@ LOW_SCORE = 2
 def keep_ticket_facts(event: Event, step: Step) -> None:
     facts = step.table("ticket_facts")
     if event.type == "customer.erased":
-        forget_customer(Erasure.from_data(event.data), step)
+        forget_customer(Erasure.from_data(event.data), step, event)
         return
     ticket_id = event.data["ticket_id"]
     before = facts.get(ticket_id)
@@ -65,14 +65,20 @@ def keep_ticket_facts(event: Event, step: Step) -> None:
     schedule_surveys(event, step)
 
 
-def forget_customer(asked: Erasure, step: Step) -> None:
-    """Surveys of the customer's tickets go; their facts keep the figures, not the words."""
+def forget_customer(asked: Erasure, step: Step, erased: Event) -> None:
+    """Surveys of the customer's tickets go; their facts keep the figures, not the words;
+    the surveys hop forgets when it last surveyed each of the customer's ids."""
     surveys_table, facts = step.table("surveys"), step.table("ticket_facts")
     gone = erasure.surveys_to_delete(surveys_table.items(), asked)
+    ids = erasure.customer_ids_of(surveys_table.items(), gone) | asked.customer_ids
     for ticket_id in gone:
         del surveys_table[ticket_id]
     for ticket_id, scrubbed in erasure.facts_to_scrub(facts.items(), {*asked.ticket_ids, *gone}).items():
         facts[ticket_id] = scrubbed
+    told = asked.with_found(customer_ids=ids).to_data()
+    for customer_id in sorted(ids):
+        step.emit(FEEDBACK_SURVEYS, customer_id, pipeline.event(
+            "survey.customer_erased", event_id(asked, "survey", erased.id, customer_id), told))
 
 
 def answer_in_time(facts: dict | None, answered: dict) -> bool:
@@ -164,6 +170,10 @@ def ask_how_it_went(due: Event, step: Step) -> None:
     """One survey per customer per period: the decision is on the customer's partition."""
     data = due.data
     customers = step.table("customers")
+    if due.type == "survey.customer_erased":  # keyed by one of the ids: every one found here goes
+        for key in erasure.customers_to_delete(customers.items(), Erasure.from_data(data)):
+            del customers[key]
+        return
     customer = customers.get(data["customer_id"])
     now = utcnow()
     reason = surveys.skip_reason(customer=customer, ticket={"tags": []}, now=now, rules=settings.surveys)

@@ -4,9 +4,9 @@ keep their figures (times, skill, score) but lose the customer's words (the surv
 comment), so support's metrics stay whole. Plain functions of the rows; the facts hop
 in services/feedback/app.py applies them.
 
-Not erased: the `customers` table of the surveys hop (feedback.surveys, keyed by the
-customer id), which holds only when the customer was last surveyed under that
-pseudonymous id (README, "Erasure and retention").
+The surveys hop's `customers` table (keyed by customer id: when each was last
+surveyed) is on feedback.surveys: the facts hop sends it `survey.customer_erased` keyed
+by each of the customer's ids, the erasure's and those its surveys held.
 """
 from __future__ import annotations
 
@@ -23,6 +23,18 @@ def survey_is_theirs(ticket_id: str, survey: dict[str, Any], erasure: Erasure) -
 
 def surveys_to_delete(rows: Iterable[tuple[str, dict[str, Any]]], erasure: Erasure) -> list[str]:
     return [ticket_id for ticket_id, survey in rows if survey_is_theirs(ticket_id, survey, erasure)]
+
+
+def customer_ids_of(rows: Iterable[tuple[str, dict[str, Any]]], tickets: Iterable[str]) -> set[str]:
+    """The customer ids the surveys of these tickets were for (a chat customer's is not
+    one the erasure names)."""
+    wanted = set(tickets)
+    return {survey["contact"]["customer_id"] for ticket_id, survey in rows
+            if ticket_id in wanted and str((survey.get("contact") or {}).get("customer_id")).startswith("cus-")}
+
+
+def customers_to_delete(rows: Iterable[tuple[str, dict[str, Any]]], erasure: Erasure) -> list[str]:
+    return [key for key, _ in rows if key in erasure.customer_ids]
 
 
 def scrubbed_facts(facts: dict[str, Any]) -> dict[str, Any] | None:

@@ -1019,6 +1019,9 @@ def erasure(clock: Clock, name: str, thread: Thread, created: Emitted) -> list[E
         "notifier", "notify.erasure_requested", event_id(told, "notify", erased.id, "0"), onward.to_data(), None, clock())))
     out.append(Emitted(name, INCIDENTS_EVENTS, told.erasure_id, pipeline_event(
         "notifier", "incident.erasure_requested", event_id(told, "incident", erased.id, "0"), onward.to_data(), None, clock())))
+    [customer] = sorted(told.customer_ids & {created.event.data["customer"]["id"]})
+    out.append(Emitted(name, FEEDBACK_SURVEYS, customer, pipeline_event(
+        "feedback", "survey.customer_erased", event_id(told, "survey", erased.id, customer), told.to_data(), None, clock())))
     return out
 
 

@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from deskstream.localkafka import LocalKafka, free_port
 from deskstream.settings import KafkaSettings
 from deskstream.topics import CHANGELOGS, TICKETS_EVENTS, TOPICS, ensure_topics
+from services.intake.customers import customer_id
 from tests.agent_api import AgentApi
 from tests.channels import SUPPORT_ADDRESS, ChatSession, Customers, channel_env
 from tests.harness import ServiceProcess, read_topic, wait_for_events
@@ -92,7 +93,8 @@ class Stack:
     def __init__(self, kafka, dovecot: Dovecot, smtp: SmtpCapture, twilio: TwilioApi, work: Path) -> None:
         self.kafka, self.dovecot, self.smtp, self.twilio, self.work = kafka, dovecot, smtp, twilio, work
         self.env = channel_env(kafka.bootstrap, work, dovecot, smtp, twilio, IMAP_POLL_SECONDS="1",
-                               NOTIFIER_OPS_TOKEN=OPS_TOKEN, NOTIFIER_BACKOFF_SECONDS="0.05")
+                               NOTIFIER_OPS_TOKEN=OPS_TOKEN, NOTIFIER_BACKOFF_SECONDS="0.05", FEEDBACK_SURVEY_DELAY_SECONDS="1",
+                               FEEDBACK_SURVEY_SECRET="erasure-survey-secret-0123456789abcdef")
         self.env.update(LOG_LEVEL="info", ROUTER_ROSTER_PATH=str(ROOT / "tests" / "integration" / "roster.json"))
         self.services = {name: ServiceProcess(name, self.env, work) for name in ("intake", "router", "notifier", "feedback")}
 
@@ -160,10 +162,11 @@ async def write_to_support(stack: Stack, customers: Customers, who: Person) -> t
     return session, attachment
 
 
-async def tickets_of(bootstrap: str, who: Person) -> list[str]:
+async def tickets_of(bootstrap: str, who: Person) -> dict[str, str]:
+    """channel -> ticket id of the customer's three tickets."""
     created = await wait_for_events(bootstrap, TICKETS_EVENTS,
                                     lambda e: e.type == "ticket.created" and who.marker in e.data["body_text"], 3, 90)
-    return sorted({e.data["ticket_id"] for e in created})
+    return {e.data["channel"]: e.data["ticket_id"] for e in created}
 
 
 async def table_rows(bootstrap: str) -> dict[str, dict[str, Any]]:
@@ -242,10 +245,19 @@ async def test_an_erased_customer_is_found_nowhere_and_the_other_is_whole(stack:
     async with Customers(stack.services["intake"].url, stack.dovecot) as customers, aiohttp.ClientSession() as http:
         x_session, x_attachment = await write_to_support(stack, customers, X)
         y_session, y_attachment = await write_to_support(stack, customers, Y)
-        x_tickets, y_tickets = await tickets_of(bootstrap, X), await tickets_of(bootstrap, Y)
+        x_by_channel, y_by_channel = await tickets_of(bootstrap, X), await tickets_of(bootstrap, Y)
+        x_tickets, y_tickets = sorted(x_by_channel.values()), sorted(y_by_channel.values())
         supervisor = AgentApi(http, router.url, SUPERVISOR)
         for ticket_id in x_tickets + y_tickets:  # the router holds them: queued or assigned
             await supervisor.ticket_when(ticket_id, lambda t: t.get("status") in ("assigned", "queued"), timeout=90)
+        # Each one's SMS ticket resolved and surveyed: feedback remembers them, intake's
+        # thread awaits the answer, the notifier sent the survey.
+        surveyed = [x_by_channel["sms"], y_by_channel["sms"]]
+        for ticket_id in surveyed:
+            await supervisor.ticket_when(ticket_id, lambda t: t.get("status") == "assigned", timeout=90)
+            status, body = await supervisor.post(f"/api/tickets/{ticket_id}/resolve", {"note": "Resuelto."})
+            assert status == 202, body
+        await wait_for_events(bootstrap, TICKETS_EVENTS, lambda e: e.type == "survey.sent" and e.data["ticket_id"] in surveyed, 2, 90)
         # Acknowledged on every channel: the chat page, the Twilio stand-in, the SMTP server.
         for session in (x_session, y_session):
             assert await eventually(lambda s=session: _chat_has_a_message(customers, s)), "no acknowledgement on the chat page"
@@ -254,7 +266,9 @@ async def test_an_erased_customer_is_found_nowhere_and_the_other_is_whole(stack:
             assert await eventually(lambda w=who: _true([m for m in stack.smtp.messages if w.email in m[1]]))
         x_sha, y_sha = (hashlib.sha256(a).hexdigest() for a in (x_attachment, y_attachment))
         assert (stack.attachments / x_sha[:2] / x_sha).is_file() and (stack.attachments / y_sha[:2] / y_sha).is_file()
-        before = rows_holding(await table_rows(bootstrap), X)
+        tables = await table_rows(bootstrap)
+        before = rows_holding(tables, X)
+        assert customer_id(phone=X.phone, fallback="") in tables["deskstream-feedback-customers-changelog"]
         assert {"deskstream-intake-threads-changelog", "deskstream-intake-chat_outboxes-changelog",
                 "deskstream-router-conversations-changelog", "deskstream-notifier-contacts-changelog"} <= set(before), before
         print(f"\ntables holding X before the erasure: {sorted(before)}")
@@ -289,6 +303,8 @@ async def test_an_erased_customer_is_found_nowhere_and_the_other_is_whole(stack:
                      "deskstream-notifier-contacts-changelog", "deskstream-feedback-surveys-changelog"}
         assert {t: sorted(set(x_tickets) & set(tables[t])) for t in by_ticket} == {t: [] for t in by_ticket}
         assert set(answer["customer_ids"]).isdisjoint(tables["deskstream-router-customers-changelog"])
+        assert set(answer["customer_ids"]).isdisjoint(tables["deskstream-feedback-customers-changelog"])
+        assert customer_id(phone=Y.phone, fallback="") in tables["deskstream-feedback-customers-changelog"]
         assert set(y_tickets) <= set(tables["deskstream-router-tickets-changelog"])
         y_rows = rows_holding(tables, Y)
         print(f"tables holding Y after X's erasure: {sorted(y_rows)}")

@@ -249,3 +249,11 @@ def test_retention_comes_from_the_environment_and_bounds_how_long_a_changelog_ke
     assert changelog == {"cleanup.policy": "compact", "max.compaction.lag.ms": "1800000", "delete.retention.ms": "1800000"}
     with pytest.raises(SettingsError):
         KafkaSettings.from_env({"KAFKA_EVENT_RETENTION_DAYS": "0"})
+
+
+def test_feedback_forgets_when_it_last_surveyed_the_customer_under_any_of_their_ids():
+    surveys = [("T-AAAAAAAA", {"contact": {"customer_id": "cus-chatana"}}), ("T-DDDDDDDD", {"contact": {"customer_id": BEA["id"]}}),
+               ("T-EEEEEEEE", {"contact": {"customer_id": "chat:s-no-id"}})]
+    assert feedback.customer_ids_of(surveys, ["T-AAAAAAAA", "T-EEEEEEEE"]) == {"cus-chatana"}
+    customers = [(ANA_BY_EMAIL, {"last_surveyed_at": AT}), ("cus-chatana", {"last_surveyed_at": AT}), (BEA["id"], {"last_surveyed_at": AT})]
+    assert feedback.customers_to_delete(customers, ANA.with_found(customer_ids=["cus-chatana"])) == [ANA_BY_EMAIL, "cus-chatana"]
