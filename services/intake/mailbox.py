@@ -226,7 +226,12 @@ class MailboxIntake(Service):
 
     async def _quarantine(self, imap: aioimaplib.IMAP4, uid: int, reason: str, raw: bytes) -> None:
         """Dead-letter first (if Kafka is down, the message stays where it is and is
-        tried again later), then move the message out of the way."""
+        tried again later), then move the message out of the way. A message too big for
+        a record keeps its start in the dead letter, whose reason says so: its size and
+        digest are of the bytes it holds, not of the message."""
+        if len(raw) > DEADLETTER_KEEP_BYTES:
+            reason += (f" (the first {DEADLETTER_KEEP_BYTES} of its {len(raw)} bytes are kept here;"
+                       f" the whole message is in {self.settings.quarantine_folder})")
         event: Event = deadletter_event(self.pipeline.source, self.origin, reason, raw[:DEADLETTER_KEEP_BYTES])
         await self.pipeline.publish(DEADLETTER, self.origin, event)
         self.pipeline.metrics.failed(reason.split(":", 1)[0][:60])
