@@ -15,7 +15,7 @@
     deskstream erase-customer [--email ADDRESS] [--phone NUMBER] [--customer-id ID]
                                   erase a customer's personal data everywhere deskstream
                                   keeps it (the notifier's POST /api/erasures); prints
-                                  the erasure id
+                                  the erasure id; a value - is read from stdin
     deskstream incident list | show ID
                                   the notifier's incident API at NOTIFIER_URL (default
                                   http://127.0.0.1:8082), with the ops token in
@@ -310,9 +310,17 @@ def add_incident_commands(commands: Any) -> None:
     show.add_argument("incident_id")
 
 
-def erasure_body(args: argparse.Namespace) -> dict[str, list[str]]:
-    """The body of POST /api/erasures: the identities given (the API checks them)."""
-    body = {name: values for name, values in (("email", args.email), ("phone", args.phone), ("customer_id", args.customer_id)) if values}
+def erasure_body(args: argparse.Namespace, stdin: Any = None) -> dict[str, list[str]]:
+    """The body of POST /api/erasures: the identities given (the API checks them). A
+    value `-` is read from standard input, a line each, so that an address or number
+    need not show in the process list or the shell's history."""
+    lines = iter(stdin or sys.stdin)
+
+    def given(values: list[str]) -> list[str]:
+        return [next(lines, "").strip() if value == "-" else value for value in values]
+
+    body = {name: given(values) for name, values in (("email", args.email), ("phone", args.phone), ("customer_id", args.customer_id))
+            if values}
     if not body:
         raise NotifierError("name the customer: --email, --phone and/or --customer-id")
     return body
@@ -329,7 +337,7 @@ def erase_customer(args: argparse.Namespace) -> None:
 
 def add_erasure_command(commands: Any) -> None:
     erase = commands.add_parser("erase-customer", help="erase a customer's personal data (the notifier's erasure API)")
-    erase.add_argument("--email", action="append", default=[], help="an e-mail address of the customer (repeatable)")
+    erase.add_argument("--email", action="append", default=[], help="an e-mail address of the customer (repeatable; - reads it from stdin)")
     erase.add_argument("--phone", action="append", default=[], help="a phone number of the customer, best in E.164 (repeatable)")
     erase.add_argument("--customer-id", action="append", default=[], help="a customer id (cus-...), e.g. of a chat-only customer")
 
