@@ -34,7 +34,9 @@ import aiohttp
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from deskstream.topics import TICKETS_EVENTS
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.harness import wait_for_events
 from tests.integration.chat_client import ChatCustomer
 from tests.integration.test_agent_replies import ticket_and_agent
 from tests.twilio_api import SUPPORT_NUMBER, inbound_sms, post_signed
@@ -207,3 +209,21 @@ def test_markup_in_survey_and_dashboard_urls_is_never_echoed_as_code(browser, pi
         assert not trouble, trouble
     finally:
         context.close()
+
+
+def test_invisible_characters_that_would_make_text_show_otherwise_never_reach_agents(pipeline_services, kafka):
+    """Bidirectional overrides and control characters in a chat customer's name and text
+    (a name ending in U+202E shows the channel and time beside it in the console
+    backwards; NUL and ESC are not text) are taken out at the chat API: the ticket
+    carries what the customer visibly wrote."""
+    async def chat() -> dict:
+        async with aiohttp.ClientSession() as http:
+            customer = ChatCustomer(http, pipeline_services["intake"].url, name="Ana García\u202e (supervisor)\x00", language="en")
+            await customer.say("Please refund \u202egnp.exe\x1b[2J now\r\nthanks")
+        [created] = await wait_for_events(kafka.bootstrap, TICKETS_EVENTS, lambda e: e.type == "ticket.created"
+                                          and e.data["thread_key"] == f"chat:{customer.session_id}", 1, 60)
+        return created.data
+
+    created = run_async(chat())
+    assert created["customer"]["name"] == "Ana García (supervisor)"
+    assert created["body_text"] == "Please refund gnp.exe[2J now\nthanks"

@@ -31,6 +31,8 @@ def test_a_first_message_needs_no_session():
         (body(customer={"age": "3"}), "customer.age", 400),
         (body(customer={"email": "not-an-address"}), "not an e-mail address", 400),
         (body(customer={"name": "x" * 201}), "at most 200", 400),
+        (body(text="\x00\u202e\x1b"), "empty", 400),
+        (body(customer={"email": "eve\x00@cliente.example"}), "not an e-mail address", 400),
     ],
 )
 def test_bad_messages_are_refused_with_a_reason(raw, reason, status):
@@ -38,6 +40,16 @@ def test_bad_messages_are_refused_with_a_reason(raw, reason, status):
         chat.parse_message(raw)
     assert reason in refused.value.reason
     assert refused.value.status == status
+
+
+def test_what_would_show_otherwise_than_it_reads_is_taken_out_of_text_and_names():
+    message = chat.parse_message(body(text="factura\r\nde \u202egnp.exe\x00\x1b[2J\tya", customer={
+        "name": "Eve\u202e\r\nBcc: x@evil.example\u2066", "email": "eve@cliente.example"}))
+    assert message.text == "factura\nde gnp.exe[2J\tya"
+    assert message.customer == {"name": "Eve Bcc: x@evil.example", "email": "eve@cliente.example"}
+    assert chat.parse_message(body(customer={"name": "\u202e"})).customer == {}
+    kept = "مرحبا \u200fشكرا"  # right-to-left marks are how Arabic and Hebrew are written: kept
+    assert chat.parse_message(body(text=kept)).text == kept
 
 
 def test_text_up_to_the_limit_is_accepted_in_bytes_not_characters():
