@@ -15,6 +15,8 @@ from typing import Any
 
 from deskstream.events import stable_id
 
+from services.intake.shown import shown_line, shown_text
+
 MAX_TEXT_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
 MAX_CLIENT_MESSAGE_ID = 128
@@ -22,11 +24,6 @@ MAX_CLIENT_MESSAGE_ID = 128
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _CLIENT_MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,190}\.[^@\s\x00-\x1f\x7f]{2,63}$")
-# Control characters (but tab and newline) and the bidirectional embeddings, overrides and
-# isolates: invisible, they let what a customer wrote show in the agent console as
-# something other than what it is, and reorder the text shown after it (a name ending in
-# U+202E showed the channel and time beside it backwards). Removed, as from survey comments.
-_UNSHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _PHONE = re.compile(r"^\+?[0-9 ()-]{5,32}$")
 _CUSTOMER_FIELDS = {"name": 200, "email": 254, "phone": 32, "language": 16}
 
@@ -74,12 +71,6 @@ def parse_message(body: Any) -> ChatMessage:
     return ChatMessage(session_id, client_message_id, text, parse_customer(body.get("customer")))
 
 
-def shown_text(text: str) -> str:
-    """The text as agents will see it: line ends as "\\n", without the characters
-    `_UNSHOWN` names."""
-    return _UNSHOWN.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-
-
 def parse_customer(value: Any) -> dict[str, str]:
     if value is None:
         return {}
@@ -94,8 +85,7 @@ def parse_customer(value: Any) -> dict[str, str]:
             continue
         if not isinstance(item, str) or len(item) > limit:
             raise ChatRejected(f"customer.{field} must be a string of at most {limit} characters")
-        # A name is one line: its line ends and tabs are spaces, its unshown characters gone.
-        kept = " ".join(shown_text(item).split()) if field == "name" else item.strip()
+        kept = shown_line(item) if field == "name" else item.strip()
         if kept:
             customer[field] = kept
     if "email" in customer and not _EMAIL.match(customer["email"]):

@@ -17,6 +17,7 @@ from deskstream.events import parse_timestamp, stable_id, timestamp
 from deskstream.mailthread import ticket_named
 
 from services.intake.language import detect_language, normalise_language
+from services.intake.shown import shown_line, shown_text
 
 RECENT_CONTACTS = 200
 MAX_ATTACHMENTS = 1000  # per thread: 100 per mail, ten mails of a hundred
@@ -75,7 +76,8 @@ def subject_from(text: str) -> str:
 
 def customer_for(contact: dict[str, Any], known: dict[str, str]) -> dict[str, str]:
     """The customer as far as known: what this contact says, over what earlier ones said."""
-    merged = {**known, **{k: v for k, v in contact["customer"].items() if v}}
+    given = {k: shown_line(v) if k == "name" else v for k, v in contact["customer"].items()}
+    merged = {**known, **{k: v for k, v in given.items() if v}}
     merged["language"] = normalise_language(merged.get("language")) or detect_language(contact["body_text"])
     return merged
 
@@ -120,11 +122,12 @@ def normalise(contact: dict[str, Any], thread: Thread) -> list[TicketEvent]:
     if answered is not None:
         return [answered]
     thread.customer = customer_for(contact, thread.customer)
+    body_text = shown_text(contact["body_text"])  # what agents are shown, on every channel (services/intake/shown.py)
     common = {
         "channel": contact["channel"],
         "contact_id": contact_id,
         "customer": thread.customer,
-        "body_text": contact["body_text"],
+        "body_text": body_text if body_text.strip() else "(no text)",
         "received_at": contact["received_at"],
         "reply_to": contact["reply_to"],
     }
@@ -139,7 +142,7 @@ def normalise(contact: dict[str, Any], thread: Thread) -> list[TicketEvent]:
             thread.ticket_id = ticket_named(contact.get("subject"), contact["email"]["in_reply_to"], contact["email"]["references"])
     if thread.ticket_id is None:
         thread.ticket_id = ticket_id_for(contact_id)
-        subject = contact.get("subject") or subject_from(contact["body_text"])
+        subject = shown_line(contact.get("subject") or "") or subject_from(common["body_text"])
         return [
             TicketEvent(
                 "ticket.created",

@@ -24,9 +24,9 @@ import email
 import email.headerregistry
 import email.message
 import time
-from concurrent.futures import ThreadPoolExecutor
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email import policy
 from urllib.parse import quote
 
@@ -211,19 +211,38 @@ def test_markup_in_survey_and_dashboard_urls_is_never_echoed_as_code(browser, pi
         context.close()
 
 
-def test_invisible_characters_that_would_make_text_show_otherwise_never_reach_agents(pipeline_services, kafka):
-    """Bidirectional overrides and control characters in a chat customer's name and text
-    (a name ending in U+202E shows the channel and time beside it in the console
-    backwards; NUL and ESC are not text) are taken out at the chat API: the ticket
-    carries what the customer visibly wrote."""
-    async def chat() -> dict:
+def test_invisible_characters_that_would_make_text_show_otherwise_never_reach_agents(pipeline_services, kafka, dovecot):
+    """Bidirectional overrides and control characters in what a customer writes (a name
+    ending in U+202E shows the channel and time beside it in the console backwards; NUL
+    and ESC are not text), on every channel: the ticket carries what they visibly wrote."""
+    tag = uuid.uuid4().hex[:8]
+    sender = f"bidi-{tag}@cliente.example"
+    number = "+3467" + str(time.time_ns())[-7:]
+
+    async def write() -> dict[str, dict]:
         async with aiohttp.ClientSession() as http:
             customer = ChatCustomer(http, pipeline_services["intake"].url, name="Ana García\u202e (supervisor)\x00", language="en")
             await customer.say("Please refund \u202egnp.exe\x1b[2J now\r\nthanks")
-        [created] = await wait_for_events(kafka.bootstrap, TICKETS_EVENTS, lambda e: e.type == "ticket.created"
-                                          and e.data["thread_key"] == f"chat:{customer.session_id}", 1, 60)
-        return created.data
+        message = email.message.EmailMessage()
+        message["From"] = email.headerregistry.Address("Ana García\u202e (supervisor)", addr_spec=sender)
+        message["To"], message["Subject"], message["Message-ID"] = SUPPORT, "Refund \u202e(urgent)", f"<bidi-{tag}@cliente.example>"
+        message.set_content("Please refund \u202egnp.exe\x1b[2J now\nthanks")
+        dovecot.append(message.as_bytes(policy=policy.SMTP))
+        form = inbound_sms(to=f"whatsapp:{SUPPORT_NUMBER}", sender=f"whatsapp:{number}",
+                           body="Please refund \u202egnp.exe\x1b[2J now\nthanks", profile_name="Ana García\u202e (supervisor)")
+        assert (await post_signed(f"{pipeline_services['intake'].url}/webhooks/twilio/sms", form))[0] == 200
+        found = {}
+        for channel, matches in (
+            ("chat", lambda e: e.data["thread_key"] == f"chat:{customer.session_id}"),
+            ("email", lambda e: e.data["reply_to"]["address"] == sender),
+            ("whatsapp", lambda e: (e.data.get("sms") or {}).get("message_sid") == form["MessageSid"]),
+        ):
+            [created] = await wait_for_events(kafka.bootstrap, TICKETS_EVENTS, lambda e: e.type == "ticket.created" and matches(e), 1, 60)
+            found[channel] = created.data
+        return found
 
-    created = run_async(chat())
-    assert created["customer"]["name"] == "Ana García (supervisor)"
-    assert created["body_text"] == "Please refund gnp.exe[2J now\nthanks"
+    for channel, created in run_async(write()).items():
+        assert created["customer"]["name"] == "Ana García (supervisor)", channel
+        assert created["body_text"] == "Please refund gnp.exe[2J now\nthanks", channel
+        if channel == "email":
+            assert created["subject"] == "Refund (urgent)"
