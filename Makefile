@@ -15,7 +15,9 @@ help:
 	@echo "make audit   the supply-chain checks: the venv is exactly requirements.lock, pip-audit finds no"
 	@echo "             unjustified known vulnerability in it, bandit none in the code (security/audit.py;"
 	@echo "             exceptions with their reasons in security/audit-exceptions.toml). Needs PyPI's JSON API"
-	@echo "             (AUDIT_SERVICE=osv: api.osv.dev); unreachable, it fails rather than pass"
+	@echo "             (AUDIT_SERVICE=osv: api.osv.dev); a package it skips is audited from PyPI's project JSON"
+	@echo "             when pinned at its latest release, else fails unless excused in [[unaudited]];"
+	@echo "             a source it cannot reach fails it rather than pass"
 	@echo "make lock    pin every package of the environment anew in requirements.lock (after pyproject.toml changes)"
 	@echo "make chaos   the long chaos runs: 10,000 contacts through every entry point while each service is"
 	@echo "             SIGKILLed and the broker restarted; 80 random restarts of the hops; checked record by record"
@@ -74,8 +76,10 @@ test: venv audit kafka-fetch system-test-deps deploy-tools
 	$(BIN)/pytest
 
 # Supply chain (README, Security): security/audit.py checks that the venv is exactly
-# requirements.lock, runs pip-audit on the lock (AUDIT_SERVICE: pypi, or osv) and bandit
-# on deskstream/, services/ and bench/. A vulnerability service it cannot reach fails it.
+# requirements.lock, runs pip-audit on the lock (AUDIT_SERVICE: pypi, or osv), audits what
+# pip-audit skipped from PyPI's project JSON (latest releases only; a package held back
+# behind it needs an [[unaudited]] reason), and runs bandit on deskstream/, services/ and
+# bench/. A vulnerability source it cannot reach fails it.
 AUDIT_SERVICE ?= pypi
 audit: venv
 	$(BIN)/python security/audit.py $(AUDIT_SERVICE)

@@ -7,13 +7,25 @@
    constraints and the Dockerfile builds the image with it.
 2. pip-audit: every package of requirements.lock against PyPI's vulnerability data
    (the PyPA advisory database), by the pinned versions as written (no re-resolution).
-   A package that could not be audited, or a vulnerability service that cannot be
-   reached, is a failure: an audit that did not happen must not read as a clean one.
+   pip-audit reads it per release (https://pypi.org/pypi/<name>/<version>/json); where
+   that answers 404 (a PyPI mirror, as on our CI's network), a package it skipped is
+   audited from PyPI's project JSON (https://pypi.org/pypi/<name>/json), whose
+   `vulnerabilities` are the same data for the latest release (`info.version`) only: so
+   only when the lock pins exactly that release. A package pinned behind it cannot be
+   audited there and fails, unless an `[[unaudited]]` entry of the exceptions file names
+   it at its locked version with the reason it is held back. Any other package that
+   could not be audited, or a source that cannot be reached (pip-audit's service, or the
+   project JSON), is a failure: an audit that did not happen must not read as a clean one.
+   The output says how many packages each source audited, which were excused, and the
+   vulnerabilities found.
 3. bandit over the code that runs or is run by hand (deskstream/, services/, bench/;
    the tests are not shipped).
 
 Exceptions live in security/audit-exceptions.toml, each with its reason; a vulnerability
-exception that no longer matches a finding fails the audit too, so the file cannot
+exception that no longer matches a finding fails the audit too, and so does an
+`[[unaudited]]` entry whose package is not locked at its version or is locked at its
+latest release (where pip-audit audits a held-back package itself, its entry stays, not
+needed there but still needed where only the project JSON answers), so the file cannot
 collect stale excuses. bandit findings are otherwise fixed in the code or carry an inline
 `# nosec BXXX  # reason` (tests/security/test_audit_exceptions.py checks every one names
 its test and gives a reason).
@@ -29,6 +41,8 @@ import subprocess  # nosec B404  # runs pip, pip-audit and bandit from this venv
 import sys
 import tempfile
 import tomllib
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -40,9 +54,16 @@ BANDIT_TARGETS = ("deskstream", "services", "bench")
 VULNERABILITY_ID = re.compile(r"(PYSEC-\d{4}-\d+|GHSA(-[23456789cfghjmpqrvwx]{4}){3}|CVE-\d{4}-\d{4,}|OSV-\d{4}-\d+)")
 BANDIT_ID = re.compile(r"B\d{3}")
 MIN_REASON_CHARS = 20
+VERSION = re.compile(r"[A-Za-z0-9.+!_-]+")
+# PyPI's project JSON: `info.version` is the latest release and `vulnerabilities` that
+# release's advisories (the data pip-audit's PyPI service reads per release).
+PROJECT_JSON = "https://pypi.org/pypi/{name}/json"
+PROJECT_TIMEOUT_SECONDS = 30
+PROJECT_FETCHES = 8  # at once: about 80 MB of JSON for the whole lock
 UNREACHABLE_HINT = ("pip-audit could not get vulnerability data for the locked packages; the audit did NOT run "
                     "(a failure, not a pass). It needs PyPI's JSON API per release "
-                    "(https://pypi.org/pypi/<name>/<version>/json) or, with AUDIT_SERVICE=osv, api.osv.dev.")
+                    "(https://pypi.org/pypi/<name>/<version>/json) or its project JSON (https://pypi.org/pypi/<name>/json) "
+                    "or, with AUDIT_SERVICE=osv, api.osv.dev.")
 
 
 class AuditError(Exception):
@@ -67,9 +88,21 @@ class BanditException:
 
 
 @dataclass(frozen=True, slots=True)
+class UnauditedException:
+    """A package pinned behind its latest release, so that PyPI's project data (which
+    describes only the latest release) cannot audit it where pip-audit could not, and
+    why it is held back there."""
+
+    package: str
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Exceptions:
     vulnerabilities: tuple[VulnerabilityException, ...]
     bandit: tuple[BanditException, ...]
+    unaudited: tuple[UnauditedException, ...] = ()
 
 
 def canonical(name: str) -> str:
@@ -90,7 +123,7 @@ def parse_exceptions(text: str) -> Exceptions:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise AuditError(f"{EXCEPTIONS.name} is not valid TOML: {error}") from None
-    unknown = set(data) - {"vulnerability", "bandit"}
+    unknown = set(data) - {"vulnerability", "bandit", "unaudited"}
     if unknown:
         raise AuditError(f"{EXCEPTIONS.name}: unknown sections {sorted(unknown)}")
     vulnerabilities = []
@@ -108,10 +141,19 @@ def parse_exceptions(text: str) -> Exceptions:
         if not isinstance(test, str) or not BANDIT_ID.fullmatch(test):
             raise AuditError(f"bandit #{index + 1}: test must be a bandit test id such as B101, got {test!r}")
         bandit.append(BanditException(test, _reason(entry, f"bandit {test}")))
-    for kind, ids in (("vulnerability", [v.id for v in vulnerabilities]), ("bandit", [b.test for b in bandit])):
+    unaudited = []
+    for index, entry in enumerate(data.get("unaudited", [])):
+        package, version = entry.get("package"), entry.get("version")
+        if not isinstance(package, str) or not package:
+            raise AuditError(f"unaudited #{index + 1}: package must name a package of requirements.lock")
+        if not isinstance(version, str) or not VERSION.fullmatch(version):
+            raise AuditError(f"unaudited #{index + 1} ({package}): version must be the locked version, got {version!r}")
+        unaudited.append(UnauditedException(canonical(package), version, _reason(entry, f"unaudited {package}")))
+    for kind, ids in (("vulnerability", [v.id for v in vulnerabilities]), ("bandit", [b.test for b in bandit]),
+                      ("unaudited", [u.package for u in unaudited])):
         if len(set(ids)) != len(ids):
             raise AuditError(f"{EXCEPTIONS.name}: a {kind} exception is listed twice")
-    return Exceptions(tuple(vulnerabilities), tuple(bandit))
+    return Exceptions(tuple(vulnerabilities), tuple(bandit), tuple(unaudited))
 
 
 def parse_lock(text: str) -> dict[str, str]:
@@ -147,44 +189,157 @@ def lock_drift(locked: Mapping[str, str], installed: Mapping[str, str]) -> list[
     return drift
 
 
+def unique_vulnerabilities(entries: Iterable[Any]) -> list[dict[str, Any]]:
+    """PyPI's `vulnerabilities` list in pip-audit's report shape (id, aliases,
+    fix_versions), as pip-audit's PyPI service reads it: withdrawn advisories dropped,
+    and one advisory published under several ids (a PYSEC and its GHSA, each the other's
+    alias) kept once, under its PYSEC id, with every alias."""
+    current = []
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
+            raise AuditError(f"a vulnerability entry without an id: {entry!r}"[:200])
+        if entry.get("withdrawn") is not None:
+            continue
+        identifier = entry["id"]
+        current.append({"id": identifier, "aliases": sorted(set(entry.get("aliases") or ()) - {identifier}),
+                        "fix_versions": list(entry.get("fixed_in") or ())})
+    current.sort(key=lambda vulnerability: not vulnerability["id"].startswith("PYSEC"))  # stable: PYSEC first
+    unique: list[dict[str, Any]] = []
+    for vulnerability in current:
+        names = {vulnerability["id"], *vulnerability["aliases"]}
+        same = next((u for u in unique if names & {u["id"], *u["aliases"]}), None)
+        if same is None:
+            unique.append(vulnerability)
+            continue
+        same["aliases"] = sorted({*same["aliases"], *names} - {same["id"]})
+        same["fix_versions"] += [v for v in vulnerability["fix_versions"] if v not in same["fix_versions"]]
+    return unique
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectData:
+    """What PyPI's project JSON (https://pypi.org/pypi/<name>/json) tells of one locked
+    package: its latest release and, when the lock pins exactly that release, that
+    release's vulnerabilities (None when the lock pins an older release: the project JSON
+    describes only the latest one, so it says nothing about the pinned one)."""
+
+    latest: str
+    vulns: tuple[dict[str, Any], ...] | None
+
+
+def project_data(version: str, project: Mapping[str, Any]) -> ProjectData:
+    """PyPI's project JSON read for the locked `version`. The JSON must carry PyPI's
+    vulnerability data (a `vulnerabilities` list, empty when there is none): a mirror that
+    leaves it out would otherwise read as a clean audit."""
+    info = project.get("info")
+    latest = info.get("version") if isinstance(info, Mapping) else None
+    if not isinstance(latest, str) or not latest:
+        raise AuditError("the project JSON has no info.version")
+    if latest != version:
+        return ProjectData(latest, None)
+    entries = project.get("vulnerabilities")
+    if not isinstance(entries, list):
+        raise AuditError("the project JSON has no `vulnerabilities` list: no vulnerability data to audit with")
+    return ProjectData(latest, tuple(unique_vulnerabilities(entries)))
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """pip-audit's report judged against the exceptions."""
+    """pip-audit's report, completed with PyPI's project data, judged against the exceptions."""
 
-    audited: int  # packages whose vulnerabilities were looked up
-    unaudited: tuple[str, ...]  # "name version: why" for each package pip-audit skipped
-    found: tuple[str, ...]  # every vulnerability found, "package version ID"
+    audited: int  # packages whose vulnerabilities pip-audit looked up
+    unaudited: tuple[str, ...]  # "name ...: why" for each package neither source audited, nor excused
+    found: tuple[str, ...]  # every vulnerability pip-audit found, "package version ID"
     unexcused: tuple[str, ...]  # found and not excepted: "package version ID (fixed in ...)"
     stale: tuple[VulnerabilityException, ...]  # excepted but no longer found
+    from_project: tuple[str, ...] = ()  # "name version" audited from PyPI's project data
+    found_from_project: tuple[str, ...] = ()  # every vulnerability found there, "package version ID"
+    excused: tuple[str, ...] = ()  # "name version (latest X)": unaudited, held back for its [[unaudited]] reason
+    stale_unaudited: tuple[str, ...] = ()  # [[unaudited]] entries that excuse nothing, and why
 
     @property
     def passed(self) -> bool:
-        return not (self.unaudited or self.unexcused or self.stale)
+        return not (self.unaudited or self.unexcused or self.stale or self.stale_unaudited)
 
 
-def judge(report: Mapping[str, Any], exceptions: Iterable[VulnerabilityException]) -> Verdict:
+def judge(report: Mapping[str, Any], exceptions: Iterable[VulnerabilityException], *,
+          locked: Mapping[str, str] | None = None, projects: Mapping[str, ProjectData | str] | None = None,
+          excuses: Iterable[UnauditedException] = ()) -> Verdict:
     """pip-audit's JSON report (`-f json`) against the accepted exceptions. An exception
     matches a finding by its id or one of the finding's aliases (a CVE id for a PYSEC
-    one), and only for the package it names."""
+    one), and only for the package it names.
+
+    A package pip-audit skipped (PyPI's per-release API answered 404) is judged from
+    `projects`, PyPI's project data for it (ProjectData, or a string saying why it could
+    not be read, which fails): audited when the lock (`locked`, {name: version}) pins its
+    latest release; otherwise unaudited, which fails unless an `excuses` entry names it at
+    the locked version. An excuse fails as stale when its package is not locked at its
+    version, or is locked at its latest release (the project data audits it); when
+    pip-audit audited the package here, the excuse is merely not needed here, as long as
+    the package is still behind (`projects` must then hold its project data too)."""
     excepted = list(exceptions)
+    locked = locked or {}
+    projects = projects or {}
+    by_package = {excuse.package: excuse for excuse in excuses}
     used: set[VulnerabilityException] = set()
-    audited, unaudited, found, unexcused = 0, [], [], []
-    for dependency in report.get("dependencies", []):
-        name, version = canonical(dependency["name"]), dependency.get("version")
-        if "skip_reason" in dependency:
-            unaudited.append(f"{name}: {dependency['skip_reason']}")
-            continue
-        audited += 1
-        for vulnerability in dependency.get("vulns", []):
+    audited, pip_audited = 0, set()
+    unaudited: list[str] = []
+    found: list[str] = []
+    from_project: list[str] = []
+    found_from_project: list[str] = []
+    excused: list[str] = []
+    unexcused: list[str] = []
+
+    def check(name: str, version: str | None, vulnerabilities: Iterable[Mapping[str, Any]], into: list[str],
+              source: str) -> None:
+        for vulnerability in vulnerabilities:
             ids = {vulnerability["id"], *vulnerability.get("aliases", [])}
-            found.append(f"{name} {version} {vulnerability['id']}")
+            into.append(f"{name} {version} {vulnerability['id']}")
             matches = [e for e in excepted if e.package == name and e.id in ids]
             used.update(matches)
             if not matches:
                 fixes = ", ".join(vulnerability.get("fix_versions", [])) or "no fixed release"
-                unexcused.append(f"{name} {version} {vulnerability['id']} (fixed in: {fixes})")
+                unexcused.append(f"{name} {version} {vulnerability['id']} (fixed in: {fixes}){source}")
+
+    reported = set()
+    for dependency in report.get("dependencies", []):
+        name, version = canonical(dependency["name"]), dependency.get("version")
+        reported.add(name)
+        if "skip_reason" not in dependency:
+            audited += 1
+            pip_audited.add(name)
+            check(name, version, dependency.get("vulns", []), found, "")
+            continue
+        version, data = locked.get(name), projects.get(name)
+        if version is None or data is None:
+            unaudited.append(f"{name}: {dependency['skip_reason']}")
+        elif isinstance(data, str):
+            unaudited.append(f"{name} {version}: pip-audit skipped it and PyPI's project data could not be read: {data}")
+        elif data.vulns is not None:
+            from_project.append(f"{name} {version}")
+            check(name, version, data.vulns, found_from_project, " [PyPI project data]")
+        elif name in by_package and by_package[name].version == version:
+            excused.append(f"{name} {version} (latest {data.latest})")
+        else:
+            unaudited.append(f"{name} {version}: pinned behind its latest release {data.latest}, the only one PyPI's "
+                             f"project data describes; upgrade the pin, or say why it is held back in [[unaudited]]")
+    for name in sorted(set(locked) - reported):
+        unaudited.append(f"{name} {locked[name]}: missing from pip-audit's report")
+    stale_unaudited: list[str] = []
+    for name, excuse in by_package.items():
+        version, data = locked.get(name), projects.get(name)
+        if version is None:
+            stale_unaudited.append(f"{name}: not in requirements.lock")
+        elif version != excuse.version:
+            stale_unaudited.append(f"{name} {excuse.version}: requirements.lock pins {version}")
+        elif isinstance(data, ProjectData) and data.latest == version:
+            stale_unaudited.append(f"{name} {version}: its latest release, which PyPI's project data audits")
+        elif not isinstance(data, ProjectData) and name in pip_audited:
+            unaudited.append(f"{name} {version}: whether its [[unaudited]] entry is still needed is unknown, PyPI's "
+                             f"project data could not be read: {data or 'not fetched'}")
     stale = tuple(e for e in excepted if e not in used)
-    return Verdict(audited, tuple(unaudited), tuple(found), tuple(unexcused), stale)
+    return Verdict(audited, tuple(unaudited), tuple(found), tuple(unexcused), stale, tuple(from_project),
+                   tuple(found_from_project), tuple(excused), tuple(stale_unaudited))
 
 
 def nosec_without_reason(source: str) -> list[int]:
@@ -224,12 +379,33 @@ def check_lock() -> int:
     return 0
 
 
+def fetch_project(name: str) -> Mapping[str, Any]:
+    """PyPI's project JSON of one package (standard library only, with a timeout)."""
+    request = urllib.request.Request(PROJECT_JSON.format(name=name),
+                                     headers={"Accept": "application/json", "User-Agent": "deskstream-audit"})
+    with urllib.request.urlopen(request, timeout=PROJECT_TIMEOUT_SECONDS) as response:  # nosec B310  # a fixed https://pypi.org URL, a canonical package name in it
+        return json.load(response)
+
+
+def read_projects(locked: Mapping[str, str], names: Iterable[str]) -> dict[str, ProjectData | str]:
+    """PyPI's project data of each named locked package, or why it could not be read
+    (which fails the audit: an unreachable source is never a clean one)."""
+    def one(name: str) -> tuple[str, ProjectData | str]:
+        try:
+            return name, project_data(locked[name], fetch_project(name))
+        except (OSError, ValueError, AuditError) as error:  # URLError, HTTPError, timeouts; bad JSON
+            return name, f"{PROJECT_JSON.format(name=name)}: {error}"
+    with ThreadPoolExecutor(PROJECT_FETCHES) as pool:
+        return dict(pool.map(one, sorted(set(names) & set(locked))))
+
+
 def run_pip_audit(exceptions: Exceptions, service: str) -> int:
+    locked = parse_lock(LOCK.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "pip-audit.json"
         # --disable-pip --no-deps: audit the pins as written, not a fresh resolution.
         # Not --strict: a package pip-audit could not look up is judged here (judge()),
-        # where it fails the audit with the list of them instead of at the first one.
+        # from PyPI's project data, or failing with the list of them.
         result = _run([sys.executable, "-m", "pip_audit", "--requirement", str(LOCK), "--disable-pip", "--no-deps",
                        "--vulnerability-service", service, "--format", "json", "--output", str(output),
                        "--progress-spinner", "off", "--desc", "off", "--timeout", "30"])
@@ -238,21 +414,37 @@ def run_pip_audit(exceptions: Exceptions, service: str) -> int:
             print("\n".join("    " + line for line in result.stderr.strip().splitlines()[-6:]))
             return 1
         report = json.loads(output.read_text(encoding="utf-8"))
-    verdict = judge(report, exceptions.vulnerabilities)
-    total = verdict.audited + len(verdict.unaudited)
+    skipped = {canonical(d["name"]) for d in report.get("dependencies", []) if "skip_reason" in d}
+    projects = read_projects(locked, skipped | {excuse.package for excuse in exceptions.unaudited})
+    verdict = judge(report, exceptions.vulnerabilities, locked=locked, projects=projects, excuses=exceptions.unaudited)
+    where = EXCEPTIONS.relative_to(ROOT)
+    print(f"     audited by pip-audit ({service}): {verdict.audited} packages, {len(verdict.found)} known vulnerabilities")
+    if skipped:
+        print(f"     pip-audit could not audit {len(skipped)}; audited from PyPI's project data "
+              f"({PROJECT_JSON.format(name='<name>')}, the pinned release being the latest): {len(verdict.from_project)} packages, "
+              f"{len(verdict.found_from_project)} known vulnerabilities")
+    print(f"     excused as unaudited (pinned behind the latest release, [[unaudited]] in {where}): "
+          f"{len(verdict.excused)} packages{': ' if verdict.excused else ''}{', '.join(verdict.excused)}")
     if verdict.unaudited:
-        print(f"FAIL pip-audit: {len(verdict.unaudited)} of {total} locked packages could not be audited. {UNREACHABLE_HINT}")
+        print(f"FAIL pip-audit: {len(verdict.unaudited)} of {len(locked)} locked packages could not be audited "
+              f"and are not excused:")
         for line in verdict.unaudited[:10]:
             print(f"  {line}")
         if len(verdict.unaudited) > 10:
             print(f"  ... and {len(verdict.unaudited) - 10} more")
+        if len(verdict.unaudited) == len(locked):
+            print(f"  {UNREACHABLE_HINT}")
     for line in verdict.unexcused:
-        print(f"FAIL pip-audit: {line}: upgrade the pin (make lock), or justify it in {EXCEPTIONS.relative_to(ROOT)}")
+        print(f"FAIL pip-audit: {line}: upgrade the pin (make lock), or justify it in {where}")
     for stale in verdict.stale:
         print(f"FAIL pip-audit: the exception {stale.id} ({stale.package}) matches no finding any more: remove it")
+    for line in verdict.stale_unaudited:
+        print(f"FAIL pip-audit: the [[unaudited]] entry {line}: remove or correct it in {where}")
     if verdict.passed:
-        print(f"ok   pip-audit ({service}): {verdict.audited} packages, {len(verdict.found)} known vulnerabilities, "
-              f"all {len(exceptions.vulnerabilities)} excepted ones justified in {EXCEPTIONS.relative_to(ROOT)}")
+        print(f"ok   pip-audit: all {len(locked)} locked packages audited ({verdict.audited} by pip-audit, "
+              f"{len(verdict.from_project)} from PyPI's project data) or excused ({len(verdict.excused)}); "
+              f"{len(verdict.found) + len(verdict.found_from_project)} known vulnerabilities, "
+              f"all {len(exceptions.vulnerabilities)} excepted ones justified in {where}")
         return 0
     return 1
 

@@ -1,6 +1,8 @@
 """`make audit` (security/audit.py): every accepted exception has its reason and still
 applies, every `# nosec` names its test and says why, the lock pins what pyproject.toml
-asks for, and the judgement of pip-audit's report fails on what it must fail on.
+asks for, and the judgement of pip-audit's report, completed from PyPI's project JSON
+where pip-audit could not audit a package (canned JSON here, no network), fails on what
+it must fail on.
 
 The audit itself (pip-audit against PyPI, bandit over the code) runs in `make audit`,
 which `make test` runs first; these tests keep its configuration honest.
@@ -152,5 +154,173 @@ def test_a_package_that_could_not_be_audited_fails_the_audit() -> None:
     '[[skip]]\ntest = "B603"\n',
 ])
 def test_malformed_exceptions_are_refused(text: str) -> None:
+    with pytest.raises(audit.AuditError):
+        audit.parse_exceptions(text)
+
+
+# -- PyPI's project data, where pip-audit's per-release API answers 404 ------------------
+
+SKIPPED = "Dependency not found on PyPI and could not be audited: {} ({})"
+
+
+def _skipped(name: str, version: str) -> dict:
+    return {"name": name, "skip_reason": SKIPPED.format(name, version)}
+
+
+def _project(latest: str, *vulnerabilities: dict) -> dict:
+    """PyPI's project JSON (https://pypi.org/pypi/<name>/json), the parts the audit reads."""
+    return {"info": {"name": "somepkg", "version": latest}, "releases": {"1.0": [], latest: []},
+            "urls": [], "vulnerabilities": list(vulnerabilities)}
+
+
+# As PyPI serves one advisory: under its PYSEC id and again under its GHSA id.
+PYPI_PYSEC = {"id": "PYSEC-2026-1", "aliases": ["CVE-2026-1234", "GHSA-abcd-efgh-jkmp"], "fixed_in": ["2.1"],
+              "details": "...", "link": "https://osv.dev/vulnerability/PYSEC-2026-1", "source": "osv",
+              "summary": None, "withdrawn": None}
+PYPI_GHSA = {**PYPI_PYSEC, "id": "GHSA-abcd-efgh-jkmp", "aliases": ["CVE-2026-1234", "PYSEC-2026-1"]}
+PYPI_WITHDRAWN = {**PYPI_PYSEC, "id": "PYSEC-2026-9", "aliases": [], "withdrawn": "2026-05-01T00:00:00Z"}
+
+
+def _excuse(package: str = "heldpkg", version: str = "1.0") -> object:
+    return audit.UnauditedException(package, version, "its dependant requires heldpkg<2, its newest release")
+
+
+def test_the_project_json_audits_a_package_pinned_at_its_latest_release() -> None:
+    data = audit.project_data("2.0", _project("2.0", PYPI_PYSEC, PYPI_GHSA, PYPI_WITHDRAWN))
+    assert data.latest == "2.0"
+    # one advisory under two ids is one finding, under its PYSEC id; a withdrawn one is none
+    assert data.vulns == ({"id": "PYSEC-2026-1", "aliases": ["CVE-2026-1234", "GHSA-abcd-efgh-jkmp"],
+                           "fix_versions": ["2.1"]},)
+    assert audit.project_data("2.0", _project("2.0")).vulns == ()
+
+
+def test_the_project_json_says_nothing_of_a_release_behind_the_latest() -> None:
+    """Its vulnerabilities are the latest release's: for an older pin they would read as
+    clean whatever that pin carries."""
+    data = audit.project_data("1.0", _project("2.0", PYPI_PYSEC))
+    assert data == audit.ProjectData("2.0", None)
+
+
+@pytest.mark.parametrize("project", [
+    {"info": {"version": "2.0"}},  # no vulnerability data at all (a mirror leaving it out)
+    {"info": {"version": "2.0"}, "vulnerabilities": None},
+    {"info": {}, "vulnerabilities": []},
+    {"vulnerabilities": []},
+    {"info": {"version": "2.0"}, "vulnerabilities": [{"aliases": []}]},
+])
+def test_a_project_json_without_vulnerability_data_audits_nothing(project: dict) -> None:
+    with pytest.raises(audit.AuditError):
+        audit.project_data("2.0", project)
+
+
+def test_a_package_pip_audit_skipped_is_audited_from_the_project_data() -> None:
+    verdict = audit.judge(_report(_skipped("SomePkg", "2.0"), {"name": "other", "version": "3.1", "vulns": []}), [],
+                          locked={"somepkg": "2.0", "other": "3.1"},
+                          projects={"somepkg": audit.project_data("2.0", _project("2.0"))})
+    assert verdict.passed
+    assert (verdict.audited, verdict.from_project, verdict.excused) == (1, ("somepkg 2.0",), ())
+
+
+def test_a_vulnerability_found_in_the_project_data_fails_unless_excepted() -> None:
+    report, locked = _report(_skipped("somepkg", "2.0")), {"somepkg": "2.0"}
+    projects = {"somepkg": audit.project_data("2.0", _project("2.0", PYPI_GHSA, PYPI_PYSEC))}
+    verdict = audit.judge(report, [], locked=locked, projects=projects)
+    assert not verdict.passed
+    assert verdict.found_from_project == ("somepkg 2.0 PYSEC-2026-1",)
+    assert verdict.unexcused == ("somepkg 2.0 PYSEC-2026-1 (fixed in: 2.1) [PyPI project data]",)
+    for identifier in ("GHSA-abcd-efgh-jkmp", "CVE-2026-1234"):  # by any of its ids
+        assert audit.judge(report, [_exception(identifier)], locked=locked, projects=projects).passed
+    elsewhere = audit.judge(report, [_exception("CVE-2026-1234", package="otherpkg")], locked=locked, projects=projects)
+    assert elsewhere.unexcused and elsewhere.stale
+
+
+def test_a_package_behind_its_latest_release_fails_unless_excused() -> None:
+    report, locked = _report(_skipped("heldpkg", "1.0")), {"heldpkg": "1.0"}
+    projects = {"heldpkg": audit.project_data("1.0", _project("2.0", PYPI_PYSEC))}
+    verdict = audit.judge(report, [], locked=locked, projects=projects)
+    assert not verdict.passed
+    assert verdict.from_project == () and verdict.excused == ()
+    assert verdict.unaudited[0].startswith("heldpkg 1.0: pinned behind its latest release 2.0")
+    excused = audit.judge(report, [], locked=locked, projects=projects, excuses=[_excuse()])
+    assert excused.passed
+    assert excused.excused == ("heldpkg 1.0 (latest 2.0)",)
+    # an excuse for another version excuses nothing, and is stale itself
+    other = audit.judge(report, [], locked=locked, projects=projects, excuses=[_excuse(version="0.9")])
+    assert not other.passed
+    assert other.unaudited and other.stale_unaudited == ("heldpkg 0.9: requirements.lock pins 1.0",)
+
+
+@pytest.mark.parametrize("excuse, locked, project, why", [
+    # the lock now pins the latest release, which the project data audits
+    (("heldpkg", "2.0"), {"heldpkg": "2.0"}, _project("2.0"), "heldpkg 2.0: its latest release, which PyPI's project data audits"),
+    # the lock moved on from the excused version
+    (("heldpkg", "1.0"), {"heldpkg": "1.5"}, _project("2.0"), "heldpkg 1.0: requirements.lock pins 1.5"),
+    # the package left the lock
+    (("gonepkg", "1.0"), {"heldpkg": "2.0"}, _project("2.0"), "gonepkg: not in requirements.lock"),
+])
+def test_an_unaudited_entry_that_excuses_nothing_fails_the_audit(excuse: tuple, locked: dict, project: dict,
+                                                                 why: str) -> None:
+    report = _report(_skipped("heldpkg", locked["heldpkg"]))
+    projects = {"heldpkg": audit.project_data(locked["heldpkg"], project)}
+    verdict = audit.judge(report, [], locked=locked, projects=projects, excuses=[_excuse(*excuse)])
+    assert not verdict.passed
+    assert verdict.stale_unaudited == (why,)
+
+
+def test_an_unaudited_entry_is_kept_where_pip_audit_audits_the_package_itself() -> None:
+    """Where PyPI's per-release API answers, pip-audit audits a held-back package and the
+    entry is not needed there; it is not stale while the package is behind its latest
+    release (it is needed where only the project data can be read), and whether it is
+    must be known."""
+    report = _report({"name": "heldpkg", "version": "1.0", "vulns": []})
+    locked = {"heldpkg": "1.0"}
+    behind = audit.judge(report, [], locked=locked, projects={"heldpkg": audit.project_data("1.0", _project("2.0"))},
+                         excuses=[_excuse()])
+    assert behind.passed and behind.audited == 1 and behind.excused == ()
+    latest = audit.judge(report, [], locked=locked, projects={"heldpkg": audit.project_data("1.0", _project("1.0"))},
+                         excuses=[_excuse()])
+    assert not latest.passed and latest.stale_unaudited
+    unknown = audit.judge(report, [], locked=locked, projects={"heldpkg": "https://pypi.org/pypi/heldpkg/json: timed out"},
+                          excuses=[_excuse()])
+    assert not unknown.passed and unknown.unaudited
+
+
+def test_project_data_that_could_not_be_read_fails_the_audit_even_for_an_excused_package() -> None:
+    """A network failure of the fallback is a failure, never a pass nor an excuse."""
+    report = _report(_skipped("somepkg", "2.0"), _skipped("heldpkg", "1.0"))
+    locked = {"somepkg": "2.0", "heldpkg": "1.0"}
+    unreachable = "https://pypi.org/pypi/{}/json: <urlopen error [Errno 111] Connection refused>"
+    verdict = audit.judge(report, [], locked=locked, excuses=[_excuse()],
+                          projects={name: unreachable.format(name) for name in locked})
+    assert not verdict.passed
+    assert verdict.from_project == () and verdict.excused == ()
+    assert [line.split(":")[0] for line in verdict.unaudited] == ["somepkg 2.0", "heldpkg 1.0"]
+
+
+def test_a_locked_package_missing_from_pip_audits_report_fails_the_audit() -> None:
+    verdict = audit.judge(_report({"name": "other", "version": "3.1", "vulns": []}), [],
+                          locked={"other": "3.1", "somepkg": "2.0"})
+    assert not verdict.passed
+    assert verdict.unaudited == ("somepkg 2.0: missing from pip-audit's report",)
+
+
+def test_every_unaudited_entry_is_a_locked_package_at_its_locked_version() -> None:
+    """The file's own [[unaudited]] entries against the lock (whether each is still behind
+    its latest release is for make audit, which asks PyPI)."""
+    locked = audit.parse_lock(audit.LOCK.read_text(encoding="utf-8"))
+    for excuse in audit.parse_exceptions(audit.EXCEPTIONS.read_text(encoding="utf-8")).unaudited:
+        assert locked.get(excuse.package) == excuse.version, f"{excuse.package}: the lock pins {locked.get(excuse.package)}"
+        assert len(excuse.reason) >= audit.MIN_REASON_CHARS
+
+
+@pytest.mark.parametrize("text", [
+    '[[unaudited]]\npackage = "click"\nversion = "8.3.3"\n',  # no reason
+    '[[unaudited]]\npackage = "click"\nreason = "faust-streaming requires click<8.4"\n',  # no version
+    '[[unaudited]]\nversion = "8.3.3"\nreason = "faust-streaming requires click<8.4"\n',  # no package
+    '[[unaudited]]\npackage = "click"\nversion = "<8.4"\nreason = "faust-streaming requires click<8.4"\n',
+    '[[unaudited]]\npackage = "click"\nversion = "8.3.3"\nreason = "faust-streaming requires click<8.4"\n'
+    '[[unaudited]]\npackage = "Click"\nversion = "8.3.3"\nreason = "faust-streaming requires click<8.4"\n',  # twice
+])
+def test_malformed_unaudited_entries_are_refused(text: str) -> None:
     with pytest.raises(audit.AuditError):
         audit.parse_exceptions(text)
