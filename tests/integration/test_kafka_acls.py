@@ -31,7 +31,7 @@ from aiokafka.protocol.admin import CreateAclsRequest
 from deskstream.localkafka import LIB_DIR, LocalKafka, free_port
 from deskstream.settings import KafkaSettings
 from deskstream.topic_manifests import AclRule, acl_rules, kafka_user_name, topic_operations
-from deskstream.topics import ACCESS, CHAT_OUTBOUND, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, TICKETS_EVENTS, changelog_topic, ensure_topics
+from deskstream.topics import ACCESS, CHAT_OUTBOUND, NOTIFY_RECEIPTS, NOTIFY_REQUESTS, ROUTER_DISPATCH, TICKETS_EVENTS, changelog_topic, ensure_topics
 from tests.harness import SERVICES, ServiceProcess, running, service_env, wait_for_events
 from tests.integration.chat_client import ChatCustomer
 
@@ -202,10 +202,11 @@ async def test_no_service_reads_what_another_keeps(acl_broker, services_as_their
 
 
 async def test_no_service_writes_what_it_never_writes(acl_broker, services_as_their_own_users):
-    # Only the notifier records what a send did, and only intake's hop its threads.
+    # Only the notifier records what a send did, only the router decides who takes a
+    # ticket, and only intake's hop keeps the threads.
     await refused_writing(acl_broker.settings("intake"), NOTIFY_RECEIPTS)
     await refused_writing(acl_broker.settings("feedback"), CHAT_OUTBOUND)
-    await refused_writing(acl_broker.settings("notifier"), TICKETS_EVENTS)
+    await refused_writing(acl_broker.settings("notifier"), ROUTER_DISPATCH)
     await refused_writing(acl_broker.settings("router"), changelog_topic("intake", "threads"))
 
 
