@@ -40,7 +40,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from deskstream.localkafka import LocalKafka, die_with_parent
 from deskstream.settings import PROJECT_ROOT, KafkaSettings, SettingsError, env_int, env_secret_text
@@ -273,13 +273,20 @@ def incident_request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any]
     return "POST", path + "/resolve", {"message": incident_message(args)}
 
 
-def incident(args: argparse.Namespace) -> None:
+def print_notifier_answer(command: str, request: Callable[[], tuple[str, str, dict[str, Any] | None]]) -> None:
+    """Make the request (method, path, body) of the notifier's ops API and print its JSON
+    answer; a request that cannot be made or is refused is printed on stderr with the
+    reason, and the command exits with status 1."""
     try:
-        answer = call_notifier(*incident_request(args))
+        answer = call_notifier(*request())
     except NotifierError as error:
-        print(f"deskstream incident {args.action}: {error}", file=sys.stderr)
+        print(f"deskstream {command}: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     print(json.dumps(answer, indent=2, ensure_ascii=False))
+
+
+def incident(args: argparse.Namespace) -> None:
+    print_notifier_answer(f"incident {args.action}", lambda: incident_request(args))
 
 
 def add_incident_commands(commands: Any) -> None:
@@ -327,12 +334,7 @@ def erasure_body(args: argparse.Namespace, stdin: Any = None) -> dict[str, list[
 
 
 def erase_customer(args: argparse.Namespace) -> None:
-    try:
-        answer = call_notifier("POST", "/api/erasures", erasure_body(args))
-    except NotifierError as error:
-        print(f"deskstream erase-customer: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    print_notifier_answer("erase-customer", lambda: ("POST", "/api/erasures", erasure_body(args)))
 
 
 def add_erasure_command(commands: Any) -> None:

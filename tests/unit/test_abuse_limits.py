@@ -22,19 +22,9 @@ from services.intake.normaliser import Thread, normalise
 from services.intake.senders import MailSenders, held_back, over_sender_limit
 from services.intake.settings import AbuseLimits, IntakeSettings, MailboxSettings
 from tests.twilio_api import inbound_sms
+from tests.clocks import FakeClock
 
 START = datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # -- the limit and its bucket ---------------------------------------------------------------

@@ -7,17 +7,7 @@ import time
 import pytest
 
 from services.notifier.rate_limit import RateLimits, TokenBucket, parse_rates
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.clocks import FakeClock
 
 
 def test_a_burst_goes_at_once_and_the_rest_is_spaced_at_the_rate():
