@@ -113,6 +113,8 @@ async def read_action(request: web.Request, roster: tuple[Agent, ...], sessions:
     if request.can_read_body:
         try:
             body = orjson.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:  # refused as JSON with its reason, like every other refusal
+            raise Refused(413, f"the body is larger than {request.client_max_size} bytes") from None
         except orjson.JSONDecodeError:
             raise Refused(400, "the body must be JSON") from None
     if not isinstance(body, dict):

@@ -26,6 +26,8 @@ import aiohttp
 import pytest
 
 from deskstream.topics import DEADLETTER, INTAKE_RAW, TICKETS_EVENTS
+from services.feedback.links import SurveyLinks
+from tests.conftest import OPS_TOKEN
 from tests.harness import read_topic, wait_for_events
 from tests.integration.chat_client import ChatCustomer
 from tests.twilio_api import inbound_sms, sign
@@ -33,6 +35,7 @@ from tests.twilio_api import inbound_sms, sign
 pytestmark = pytest.mark.integration
 
 TEN_MB = 10 * 1024 * 1024
+SURVEY_SECRET = "integration-survey-secret-0123456789abcdef"  # FEEDBACK_SURVEY_SECRET in tests/conftest.py
 SUPPORT = "soporte@deskstream.test"
 
 
@@ -202,3 +205,35 @@ async def test_10_mb_mails_and_mails_in_a_wrong_charset_become_bounded_decoded_c
                                      f"{len(headless)} bytes are kept here; the whole message is in Deskstream-Quarantine)")
     assert base64.b64decode(letter.data["original_base64"]) == headless[:262144]
     await still_serves(pipeline_services["intake"], kafka)
+
+
+async def test_every_other_http_entry_point_refuses_10_mb_with_413_and_its_reason(pipeline_services):
+    """The agent API, the console's sign-in, the ops incident API, Twilio's status callback
+    and the survey page: a caller without credentials is refused before the body is read,
+    one with them gets 413 and the limit; every service still answers afterwards."""
+    router, notifier, feedback = (pipeline_services[name].url for name in ("router", "notifier", "feedback"))
+    survey = SurveyLinks(SURVEY_SECRET, 3600, feedback).token(f"S-{uuid.uuid4().hex[:12]}", "T-AAAAAAAA", 3, "en")
+    big = b'{"text":"' + b"a" * TEN_MB + b'"}'
+    json_type = {"Content-Type": "application/json"}
+    cases = [
+        (f"{router}/api/tickets/T-AAAAAAAA/reply", {**json_type, "Authorization": "Bearer integration-token-ana-0123456789abcdef"},
+         413, '{"error": "the body is larger than 65536 bytes"}'),
+        (f"{router}/api/tickets/T-AAAAAAAA/reply", json_type, 401, "sign in at /console"),
+        (f"{router}/console/sign-in", json_type, 403, "X-CSRF-Token"),
+        (f"{notifier}/api/incidents", {**json_type, "Authorization": f"Bearer {OPS_TOKEN}"}, 413,
+         '{"error": "the body is larger than 65536 bytes"}'),
+        (f"{notifier}/api/incidents", json_type, 401, "error"),
+        (f"{notifier}/webhooks/twilio/status?request=x", {"X-Twilio-Signature": "c2lnbmVk", "Content-Type": "application/x-www-form-urlencoded"},
+         413, "65536 exceeded"),
+        (f"{notifier}/webhooks/twilio/status?request=x", {}, 403, "invalid Twilio signature"),
+        (f"{feedback}/survey/{survey}", {"Content-Type": "application/x-www-form-urlencoded"}, 413, "at most 1000 characters"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for url, headers, status, reason in cases:
+            started = time.monotonic()
+            async with http.post(url, data=big, headers=headers) as answer:
+                assert (answer.status, reason in await answer.text()) == (status, True), (url, headers, answer.status)
+            assert time.monotonic() - started < 5, url
+        for name in ("router", "notifier", "feedback"):
+            async with http.get(pipeline_services[name].url + "/healthz") as health:
+                assert health.status == 200, name
