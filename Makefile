@@ -126,6 +126,7 @@ bench: venv kafka-fetch system-test-deps
 	PYTHONPATH=. $(BIN)/python -m bench.sms_webhook
 	PYTHONPATH=. $(BIN)/python -m bench.routing
 	PYTHONPATH=. $(BIN)/python -m bench.notices
+	PYTHONPATH=. $(BIN)/python -m bench.masking
 	PYTHONPATH=. $(BIN)/python -m bench.load $(BENCH_LOAD_ARGS)
 
 clean:
