@@ -35,7 +35,7 @@ import inspect
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator, NamedTuple
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -84,21 +84,28 @@ class Store:
             self.tables[table][key] = value
 
 
+class Send(NamedTuple):
+    """A record to produce in the transaction: to the partition of `key`, or to
+    `partition` where given (a broadcast to every partition of a topic, an erasure,
+    cannot go by key)."""
+
+    topic: str
+    key: str
+    event: Event
+    partition: int | None = None
+
+
 @dataclass
 class Changes:
     """What handling some records did, not yet committed: table writes (last value
     per key wins, None deletes), records to produce, effects to run after commit."""
 
     writes: dict[tuple[str, str], Any] = field(default_factory=dict)
-    sends: list[tuple[str, str, Event]] = field(default_factory=list)
-    # An explicit partition for some of the sends (by their place in `sends`): a
-    # broadcast to every partition of a topic (an erasure) cannot go by key.
-    partitions: dict[int, int] = field(default_factory=dict)
+    sends: list[Send] = field(default_factory=list)
     effects: list[Callable[[], None]] = field(default_factory=list)
 
     def absorb(self, other: "Changes") -> None:
         self.writes.update(other.writes)
-        self.partitions.update({len(self.sends) + index: p for index, p in other.partitions.items()})
         self.sends.extend(other.sends)
         self.effects.extend(other.effects)
 
@@ -169,9 +176,7 @@ class Step:
         """Produce `event` in this transaction (validated against the contract now), to
         the partition of `key`, or to `partition` if given."""
         self._processor.contract.check(event)
-        if partition is not None:
-            self._pending[-1].partitions[len(self._pending[-1].sends)] = partition
-        self._pending[-1].sends.append((topic, key, event))
+        self._pending[-1].sends.append(Send(topic, key, event, partition))
 
     def attempt(self, work: Work) -> Exception | None:
         """Run `work` on its own: what it writes and emits is kept if it returns, and
@@ -523,8 +528,8 @@ class Processor(Service):
         """After a commit: the store takes the writes, and the effects run."""
         for (table, key), value in changes.writes.items():
             store.apply(table, key, value)
-        for topic, _, event in changes.sends:
-            self.metrics.produced(topic, event.type)
+        for send in changes.sends:
+            self.metrics.produced(send.topic, send.event.type)
         for effect in changes.effects:
             try:
                 effect()
@@ -558,13 +563,13 @@ class Processor(Service):
         event = self.deadletter_event(self.source, reason, raw, key)
         self.metrics.failed(reason.split(":", 1)[0][:60])
         log.warning("dead-lettered input", extra={"origin": self.source, "reason": reason[:200], "dl_id": event.id})
-        batch.sends.append((DEADLETTER, self.source, event))
+        batch.sends.append(Send(DEADLETTER, self.source, event))
 
     async def _commit(self, tp: TopicPartition, next_offset: int | None, batch: Changes) -> None:
         producer = self._producers[tp.partition]
         async with producer.transaction():
-            sent = [await producer.send(topic, key=key.encode(), value=event.encode(), partition=batch.partitions.get(index))
-                    for index, (topic, key, event) in enumerate(batch.sends)]
+            sent = [await producer.send(send.topic, key=send.key.encode(), value=send.event.encode(), partition=send.partition)
+                    for send in batch.sends]
             for (table, key), value in batch.writes.items():
                 sent.append(await producer.send(
                     changelog_topic(self.service, table), key=key.encode(),

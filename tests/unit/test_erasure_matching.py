@@ -9,7 +9,7 @@ import pytest
 
 from deskstream.erasure import Erasure, InvalidErasure, identity_ids, requested
 from deskstream.events import Event
-from deskstream.processor import Changes, Step, Store, TableView
+from deskstream.processor import Changes, Send, Step, Store, TableView
 from services.feedback import erasure as feedback
 from services.intake import erasure as intake
 from services.intake.attachments import AttachmentStore
@@ -221,15 +221,15 @@ def test_items_are_this_partitions_rows_with_pending_writes_and_deletes():
 def test_an_emit_to_an_explicit_partition_keeps_it_through_absorb():
     store = Store(())
     batch, record = Changes(), Changes()
-    batch.sends.append(("deadletter", "x", Event(type="deadletter.recorded", source="t", id="d", data={})))
+    batch.sends.append(Send("deadletter", "x", Event(type="deadletter.recorded", source="t", id="d", data={})))
     step = Step(Processor(store), store, [batch, record])
     ping = Event(type="notify.erasure_requested", source="t", id="e", data={})
     step.emit("notify.requests", "erasure-x", ping, partition=0)
     step.emit("notify.requests", "erasure-x", ping, partition=3)
     step.emit("chat.outbound", "session", ping)
     batch.absorb(record)
-    assert batch.partitions == {1: 0, 2: 3}
-    assert [topic for topic, _, _ in batch.sends] == ["deadletter", "notify.requests", "notify.requests", "chat.outbound"]
+    assert [(send.topic, send.partition) for send in batch.sends] == [
+        ("deadletter", None), ("notify.requests", 0), ("notify.requests", 3), ("chat.outbound", None)]
 
 
 # -- retention ------------------------------------------------------------------------------

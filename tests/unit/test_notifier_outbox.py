@@ -76,7 +76,7 @@ class FlakyProcessor:
         if failing is None or failing:  # committed
             for (table, key), value in changes.writes.items():
                 self._stores[partition].apply(table, key, value)
-            self.emitted.extend((topic, event) for topic, _, event in changes.sends)
+            self.emitted.extend((send.topic, send.event) for send in changes.sends)
         if failing is not None:
             self.take()
             return False

@@ -106,7 +106,7 @@ def test_emit_validates_at_once_and_after_commit_effects_wait():
     step.after_commit(lambda: ran.append("pushed"))
 
     assert processor.contract.checked == ["e-1"]
-    assert [(t, k, e.id) for t, k, e in record.sends] == [("tickets.events", "T-1", "e-1")]
+    assert [(send.topic, send.key, send.event.id) for send in record.sends] == [("tickets.events", "T-1", "e-1")]
     assert ran == [] and len(record.effects) == 1
 
 
