@@ -112,6 +112,11 @@ class _ApiHttpClient(AsyncTwilioHttpClient):
         # which would leave aiohttp's default of five minutes: apply ours.
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        # The client hands its credentials as `auth`, which it turns into aiohttp's
+        # BasicAuth, deprecated in aiohttp 3.14: send them as the header aiohttp now asks for.
+        if kwargs.get("auth") is not None:
+            login, password = kwargs.pop("auth")
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": aiohttp.encode_basic_auth(login, password)}
         return await super().request(method, url, *args, **kwargs)
 
 
