@@ -2,7 +2,7 @@
 matched to it, without the customer's address or phone number on any topic.
 
 An erasure names the customer by their customer ids (`cus-` and a hash of the e-mail
-address or phone number, as intake derives them: services/intake/customers.py), which
+address or phone number, as intake derives them: deskstream/customers.py), which
 ticket events already carry, never by the address or number themselves. A service
 matches a row by the customer id it holds, or by the id it derives from the address or
 number it holds; rows that hold neither (a chat session's outbox, a ticket's notifier
@@ -28,10 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from deskstream.customers import customer_id
 from deskstream.events import stable_id
 from deskstream.phones import InvalidPhoneNumber, e164
-
-from services.intake.customers import customer_id
 
 # Every event of an erasure carries the same data (schemas/cloudevent.json#/$defs/erasure).
 ERASURE_TYPES = (

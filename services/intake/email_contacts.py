@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from deskstream.customers import customer_id
 from deskstream.events import stable_id
 
-from services.intake.customers import customer_id
 from services.intake.mail import Attachment, MailParseError, ParsedMail, content_key, parse
 
 MAX_TEXT_CHARS = 16_000  # the contract's body_text holds 16,384

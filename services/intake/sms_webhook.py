@@ -15,6 +15,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from twilio.twiml.messaging_response import MessagingResponse
 
+from deskstream.customers import customer_id
 from deskstream.events import utcnow
 from deskstream.http import RouteSetup, over_limit, request_client
 from deskstream.limits import KeyedLimiter
@@ -24,7 +25,6 @@ from deskstream.topics import DEADLETTER, INTAKE_RAW, NOTIFY_REQUESTS
 from deskstream.twilio_webhooks import TwilioWebhook, signed_view
 
 from services.intake import sms
-from services.intake.customers import customer_id
 from services.intake.masking import as_published
 from services.intake.settings import IntakeSettings
 

@@ -13,6 +13,7 @@ from aiohttp import WSMsgType, web
 from mode import Service
 
 from deskstream.bearer import bearer_token
+from deskstream.customers import customer_id
 from deskstream.events import utcnow
 from deskstream.http import over_limit, request_client, too_many_requests
 from deskstream.limits import Concurrency, KeyedLimiter
@@ -23,7 +24,6 @@ from deskstream.replica import TableReplica, watching
 from deskstream.topics import INTAKE_RAW
 
 from services.intake import chat, outbox
-from services.intake.customers import customer_id
 from services.intake.masking import as_published
 from services.intake.settings import IntakeSettings
 

@@ -47,7 +47,7 @@ from services.feedback.survey_pages import clean_comment
 from services.feedback.surveys import SurveyRules
 from services.intake import chat, sms, sms_webhook, web
 from services.intake import erasure as intake_erasure
-from services.intake.customers import customer_id
+from deskstream.customers import customer_id
 from services.intake.normaliser import Thread, normalise, survey_opened
 from services.notifier import attempts, delivery, incident_requests, incidents, requests, surges
 from services.notifier.attempts import RetryPolicy

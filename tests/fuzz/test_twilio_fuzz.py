@@ -29,7 +29,7 @@ from twilio.request_validator import HMAC_SHA256, SIGNATURE_HEADER, SIGNATURE_SE
 from deskstream.topics import DEADLETTER, INTAKE_RAW, NOTIFY_REQUESTS
 from services.intake import sms
 from services.intake.chat import MAX_BODY_BYTES
-from services.intake.customers import customer_id
+from deskstream.customers import customer_id
 from services.intake.normaliser import Thread, normalise
 from services.intake.settings import IntakeSettings
 from services.intake.sms_webhook import PATH, sms_routes

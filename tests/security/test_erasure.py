@@ -42,7 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from deskstream.localkafka import LocalKafka, free_port
 from deskstream.settings import KafkaSettings
 from deskstream.topics import CHANGELOGS, TICKETS_EVENTS, TOPICS, ensure_topics
-from services.intake.customers import customer_id
+from deskstream.customers import customer_id
 from tests.agent_api import AgentApi
 from tests.channels import SUPPORT_ADDRESS, ChatSession, Customers, channel_env
 from tests.harness import ServiceProcess, read_topic, wait_for_events

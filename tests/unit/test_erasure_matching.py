@@ -13,7 +13,7 @@ from deskstream.processor import Changes, Send, Step, Store, TableView
 from services.feedback import erasure as feedback
 from services.intake import erasure as intake
 from services.intake.attachments import AttachmentStore
-from services.intake.customers import customer_id
+from deskstream.customers import customer_id
 from services.intake.normaliser import Thread, normalise
 from services.notifier import erasure as notifier
 from services.notifier.erasure_api import erasure_from

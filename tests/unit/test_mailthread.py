@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from email import message_from_bytes, policy
 
 from deskstream.mailthread import message_id, reply_subject, ticket_named
-from services.intake.customers import customer_id
+from deskstream.customers import customer_id
 from services.notifier.email import compose
 
 

@@ -1,5 +1,7 @@
 """Who a customer is, across channels: the same e-mail address (or phone number) is
-the same customer whether they write by chat, e-mail or SMS."""
+the same customer whether they write by chat, e-mail or SMS. Shared: intake derives
+the ids, and every service derives the same ones to match an erasure to its rows
+(deskstream/erasure.py)."""
 from __future__ import annotations
 
 from deskstream.events import stable_id
